@@ -1,0 +1,78 @@
+import { sql } from "drizzle-orm";
+import {
+  boolean,
+  check,
+  integer,
+  jsonb,
+  numeric,
+  pgEnum,
+  pgTable,
+  text,
+  uniqueIndex,
+} from "drizzle-orm/pg-core";
+import { createdAt, updatedAt } from "./columns";
+
+// Reference data. Seeded once by a migration (never re-written at start-up), so an operator's
+// edits survive restarts. The numbers here are the limits actually applied to workloads.
+
+export const resourceTiers = pgTable(
+  "resource_tiers",
+  {
+    id: text("id").primaryKey(),
+    name: text("name").notNull(),
+    description: text("description").notNull().default(""),
+    cpuCores: numeric("cpu_cores", { precision: 6, scale: 2, mode: "number" }).notNull(),
+    memoryMb: integer("memory_mb").notNull(),
+    storageGb: integer("storage_gb").notNull(),
+    pidsLimit: integer("pids_limit").notNull().default(1024),
+    hasGpu: boolean("has_gpu").notNull().default(false),
+    priceMonthly: numeric("price_monthly", { precision: 10, scale: 2, mode: "number" }).notNull().default(0),
+    isDefault: boolean("is_default").notNull().default(false),
+    enabled: boolean("enabled").notNull().default(true),
+    sortOrder: integer("sort_order").notNull().default(0),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [
+    uniqueIndex("resource_tiers_one_default_uq").on(t.isDefault).where(sql`${t.isDefault}`),
+    check("resource_tiers_limits_positive", sql`${t.cpuCores} > 0 and ${t.memoryMb} > 0 and ${t.storageGb} > 0`),
+  ],
+);
+
+export const containerFlavors = pgTable(
+  "container_flavors",
+  {
+    id: text("id").primaryKey(),
+    name: text("name").notNull(),
+    description: text("description").notNull().default(""),
+    languages: jsonb("languages").$type<string[]>().notNull().default([]),
+    /** Image the docker driver runs; the local driver maps the flavor to toolchain mounts. */
+    image: text("image").notNull(),
+    imageSizeMb: integer("image_size_mb").notNull().default(0),
+    isDefault: boolean("is_default").notNull().default(false),
+    enabled: boolean("enabled").notNull().default(true),
+    sortOrder: integer("sort_order").notNull().default(0),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [uniqueIndex("container_flavors_one_default_uq").on(t.isDefault).where(sql`${t.isDefault}`)],
+);
+
+export const addonCategory = pgEnum("addon_category", ["interface", "compute", "storage", "devops"]);
+
+export const containerAddons = pgTable("container_addons", {
+  id: text("id").primaryKey(),
+  name: text("name").notNull(),
+  description: text("description").notNull().default(""),
+  category: addonCategory("category").notNull(),
+  imageSizeMb: integer("image_size_mb").notNull().default(0),
+  port: integer("port"),
+  requiresGpu: boolean("requires_gpu").notNull().default(false),
+  // Compatibility rules are data: an add-on may only run on a given flavor.
+  requiresFlavorId: text("requires_flavor_id").references(() => containerFlavors.id, { onDelete: "restrict" }),
+  priceMonthly: numeric("price_monthly", { precision: 10, scale: 2, mode: "number" }).notNull().default(0),
+  enabled: boolean("enabled").notNull().default(true),
+  sortOrder: integer("sort_order").notNull().default(0),
+  createdAt: createdAt(),
+  updatedAt: updatedAt(),
+});

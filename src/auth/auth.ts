@@ -1,0 +1,83 @@
+import { betterAuth } from "better-auth";
+import { drizzleAdapter } from "better-auth/adapters/drizzle";
+import { bearer } from "better-auth/plugins";
+import { account, rateLimit, session, user, verification } from "../../db/schema";
+import type { Config } from "../config";
+import type { Db } from "../database/client";
+import { ID_PREFIXES, newId, type IdKind } from "../lib/ids";
+import type { Logger } from "../lib/logger";
+
+/**
+ * The header through which Warren tells Better Auth the client's address. Any incoming value is
+ * discarded at the edge (src/middleware/client-ip.ts) and replaced by the address Warren trusts:
+ * the configured proxy header, else the socket's peer. Better Auth's default, X-Forwarded-For,
+ * is set by clients at will and would let anyone dodge the sign-in rate limit.
+ */
+export const CLIENT_IP_HEADER = "x-warren-client-ip";
+
+export type AuthOptions = {
+  config: Config;
+  db: Db;
+  logger: Logger;
+};
+
+export function createAuth({ config, db, logger }: AuthOptions) {
+  const log = logger.child({ component: "better-auth" });
+  return betterAuth({
+    appName: "Warren",
+    // Always explicit: behind a TLS proxy the listen address is not what browsers and GitHub see.
+    baseURL: config.publicUrl,
+    basePath: "/api/auth",
+    secret: config.authSecret,
+    database: drizzleAdapter(db, {
+      provider: "pg",
+      schema: { user, session, account, verification, rateLimit },
+    }),
+    trustedOrigins: config.trustedOrigins,
+    emailAndPassword: {
+      enabled: true,
+      minPasswordLength: 8,
+      maxPasswordLength: 256,
+      autoSignIn: true,
+    },
+    socialProviders: config.github
+      ? { github: { clientId: config.github.clientId, clientSecret: config.github.clientSecret } }
+      : {},
+    account: {
+      // Linked accounts' OAuth tokens are encrypted at rest; a database dump shows no token.
+      encryptOAuthTokens: true,
+      accountLinking: { enabled: true, trustedProviders: ["github", "email-password"] },
+    },
+    session: {
+      expiresIn: 60 * 60 * 24 * 30,
+      updateAge: 60 * 60 * 24,
+    },
+    rateLimit: {
+      enabled: true,
+      storage: "database",
+      window: config.authRateLimit.windowSeconds,
+      max: config.authRateLimit.max,
+    },
+    advanced: {
+      ipAddress: { ipAddressHeaders: [CLIENT_IP_HEADER] },
+      useSecureCookies: config.publicUrl.startsWith("https://"),
+      database: {
+        generateId: ({ model }) => newId(model in ID_PREFIXES ? (model as IdKind) : "request"),
+      },
+    },
+    plugins: [bearer()],
+    // Unexpected errors (a database that went away) are thrown to Warren's error handler, which
+    // answers in the envelope (503 or 500); Better Auth's own 4xx answers pass through as is.
+    onAPIError: { throw: true },
+    logger: {
+      level: config.logLevel === "debug" || config.logLevel === "trace" ? "debug" : "warn",
+      log: (level, message, ...args) => {
+        log[level]({ args: args.length ? args.map(String) : undefined }, message);
+      },
+    },
+    telemetry: { enabled: false },
+  });
+}
+
+export type Auth = ReturnType<typeof createAuth>;
+export type AuthSession = NonNullable<Awaited<ReturnType<Auth["api"]["getSession"]>>>;

@@ -1,0 +1,186 @@
+import { randomBytes } from "node:crypto";
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { z } from "zod";
+
+/**
+ * The environment, parsed once. Every variable Warren reads is declared here; nothing else reads
+ * process.env. A bad value stops start-up with one line naming the variable.
+ */
+
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+export const MEMORY_DATA_DIR = "memory://";
+
+const emptyToUndefined = (v: unknown) => (typeof v === "string" && v.trim() === "" ? undefined : v);
+const optionalString = z.preprocess(emptyToUndefined, z.string().optional());
+const intInRange = (min: number, max: number, fallback: number) =>
+  z.preprocess(
+    emptyToUndefined,
+    z.coerce
+      .number({ error: "must be a whole number" })
+      .int({ error: "must be a whole number" })
+      .min(min, { error: `must be at least ${min}` })
+      .max(max, { error: `must be at most ${max}` })
+      .default(fallback),
+  );
+
+const httpUrl = z
+  .string()
+  .url({ error: "must be an absolute http(s) URL" })
+  .refine((u) => /^https?:$/.test(new URL(u).protocol), { error: "must use http or https" });
+
+/** An origin is scheme://host[:port] with nothing after it; anything else would never match. */
+const origin = z.string().transform((value, ctx) => {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    ctx.addIssue({ code: "custom", message: `"${value}" is not an origin like https://app.example.com` });
+    return z.NEVER;
+  }
+  if (!/^https?:$/.test(url.protocol) || url.origin !== value.replace(/\/$/, "")) {
+    ctx.addIssue({ code: "custom", message: `"${value}" is not an origin like https://app.example.com` });
+    return z.NEVER;
+  }
+  return url.origin;
+});
+
+const envSchema = z
+  .object({
+    NODE_ENV: z.preprocess(emptyToUndefined, z.enum(["development", "production", "test"]).default("development")),
+    HOST: optionalString,
+    PORT: intInRange(0, 65535, 3000),
+    PUBLIC_URL: z.preprocess(emptyToUndefined, httpUrl.optional()),
+    DATABASE_URL: z.preprocess(
+      emptyToUndefined,
+      z
+        .string()
+        .refine((u) => /^postgres(ql)?:\/\//.test(u), { error: "must be a postgres:// or postgresql:// URL" })
+        .optional(),
+    ),
+    DATABASE_POOL_SIZE: intInRange(1, 200, 10),
+    DATA_DIR: z.preprocess(emptyToUndefined, z.string().default(".data")),
+    TRUSTED_ORIGINS: z.preprocess(
+      (v) =>
+        typeof v === "string"
+          ? v
+              .split(",")
+              .map((s) => s.trim())
+              .filter(Boolean)
+          : [],
+      z.array(origin),
+    ),
+    AUTH_SECRET: z.preprocess(
+      emptyToUndefined,
+      z.string().min(32, { error: "must be at least 32 characters (try: openssl rand -base64 32)" }).optional(),
+    ),
+    GITHUB_CLIENT_ID: optionalString,
+    GITHUB_CLIENT_SECRET: optionalString,
+    LOG_LEVEL: z.preprocess(emptyToUndefined, z.enum(LOG_LEVELS).default("info")),
+    CLIENT_IP_HEADER: z.preprocess(
+      emptyToUndefined,
+      z
+        .string()
+        .regex(/^[A-Za-z0-9-]+$/, { error: "must be a header name such as x-forwarded-for" })
+        .transform((s) => s.toLowerCase())
+        .optional(),
+    ),
+    MAX_BODY_BYTES: intInRange(1024, 100 * 1024 * 1024, 1024 * 1024),
+    SHUTDOWN_TIMEOUT_MS: intInRange(0, 120_000, 10_000),
+    AUTH_RATE_LIMIT_MAX: intInRange(1, 1_000_000, 100),
+    AUTH_RATE_LIMIT_WINDOW_SECONDS: intInRange(1, 86_400, 60),
+  })
+  .superRefine((env, ctx) => {
+    if (env.NODE_ENV === "production") {
+      if (!env.AUTH_SECRET) ctx.addIssue({ code: "custom", path: ["AUTH_SECRET"], message: "is required in production" });
+      if (!env.PUBLIC_URL) ctx.addIssue({ code: "custom", path: ["PUBLIC_URL"], message: "is required in production" });
+    }
+    if (Boolean(env.GITHUB_CLIENT_ID) !== Boolean(env.GITHUB_CLIENT_SECRET)) {
+      const missing = env.GITHUB_CLIENT_ID ? "GITHUB_CLIENT_SECRET" : "GITHUB_CLIENT_ID";
+      ctx.addIssue({ code: "custom", path: [missing], message: "is required when the other GitHub variable is set" });
+    }
+  });
+
+export type Env = z.infer<typeof envSchema>;
+
+export type Config = {
+  env: Env["NODE_ENV"];
+  host: string;
+  port: number;
+  /** The URL users and OAuth providers reach Warren at (behind a proxy: the proxy's URL). */
+  publicUrl: string;
+  databaseUrl: string | undefined;
+  poolSize: number;
+  /** Directory for the embedded database and generated secrets; null means in memory only. */
+  dataDir: string | null;
+  trustedOrigins: string[];
+  authSecret: string;
+  github: { clientId: string; clientSecret: string } | undefined;
+  logLevel: Env["LOG_LEVEL"];
+  clientIpHeader: string | undefined;
+  maxBodyBytes: number;
+  shutdownTimeoutMs: number;
+  authRateLimit: { max: number; windowSeconds: number };
+};
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/** Parses the environment; throws ConfigError whose message is one line naming the variable. */
+export function parseEnv(source: Record<string, string | undefined>): Env {
+  const result = envSchema.safeParse(source);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0]!;
+  const name = String(issue.path[0] ?? "environment");
+  throw new ConfigError(`Invalid environment variable ${name}: ${issue.message}`);
+}
+
+/**
+ * Builds the runtime config. In development a missing AUTH_SECRET is generated once and kept in
+ * the data directory (mode 0600), so sessions survive restarts without any setup.
+ */
+export function loadConfig(source: Record<string, string | undefined> = process.env): Config {
+  const env = parseEnv(source);
+  const dataDir = env.DATA_DIR === MEMORY_DATA_DIR ? null : env.DATA_DIR;
+  const host = env.HOST ?? (env.NODE_ENV === "production" ? "0.0.0.0" : "127.0.0.1");
+  const publicUrl = (env.PUBLIC_URL ?? `http://localhost:${env.PORT}`).replace(/\/$/, "");
+  const publicOrigin = new URL(publicUrl).origin;
+  return {
+    env: env.NODE_ENV,
+    host,
+    port: env.PORT,
+    publicUrl,
+    databaseUrl: env.DATABASE_URL,
+    poolSize: env.DATABASE_POOL_SIZE,
+    dataDir,
+    trustedOrigins: [...new Set([publicOrigin, ...env.TRUSTED_ORIGINS])],
+    authSecret: env.AUTH_SECRET ?? persistentDevSecret(dataDir, "auth-secret"),
+    github:
+      env.GITHUB_CLIENT_ID && env.GITHUB_CLIENT_SECRET
+        ? { clientId: env.GITHUB_CLIENT_ID, clientSecret: env.GITHUB_CLIENT_SECRET }
+        : undefined,
+    logLevel: env.LOG_LEVEL,
+    clientIpHeader: env.CLIENT_IP_HEADER,
+    maxBodyBytes: env.MAX_BODY_BYTES,
+    shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
+    authRateLimit: { max: env.AUTH_RATE_LIMIT_MAX, windowSeconds: env.AUTH_RATE_LIMIT_WINDOW_SECONDS },
+  };
+}
+
+/** A random secret generated on first use and kept in the data directory (0600). */
+export function persistentDevSecret(dataDir: string | null, file: string): string {
+  if (!dataDir) return randomBytes(32).toString("base64url");
+  const path = join(dataDir, file);
+  if (existsSync(path)) return readFileSync(path, "utf8").trim();
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const secret = randomBytes(32).toString("base64url");
+  // "wx" fails if another process created it meanwhile; then read theirs.
+  try {
+    writeFileSync(path, `${secret}\n`, { mode: 0o600, flag: "wx" });
+  } catch {
+    return readFileSync(path, "utf8").trim();
+  }
+  chmodSync(path, 0o600);
+  return secret;
+}

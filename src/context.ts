@@ -1,0 +1,31 @@
+import type { Auth, AuthSession } from "./auth/auth";
+import type { Db } from "./database/client";
+import type { Logger } from "./lib/logger";
+
+/**
+ * What a service verb is given: who acts, on which database, on behalf of which request.
+ * Services filter every user-owned query by `userId`; background jobs pass actor "system".
+ */
+export type ServiceContext = {
+  db: Db;
+  actor: "user" | "system";
+  userId: string;
+  requestId: string | null;
+  ipAddress: string | null;
+  userAgent: string | null;
+  logger: Logger;
+  now: () => Date;
+};
+
+export type AppEnv = {
+  Variables: {
+    requestId: string;
+    logger: Logger;
+    /** The client address Warren trusts (configured proxy header, else the socket peer). */
+    clientIp: string | undefined;
+    user: AuthSession["user"];
+    session: AuthSession["session"];
+    scope: ServiceContext;
+    auth: Auth;
+  };
+};

@@ -1,0 +1,93 @@
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { PGlite } from "@electric-sql/pglite";
+import { pg_trgm } from "@electric-sql/pglite/contrib/pg_trgm";
+import { sql, type SQL } from "drizzle-orm";
+import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
+import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
+import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
+import postgres from "postgres";
+import * as schema from "../../db/schema";
+
+export type Schema = typeof schema;
+/** The one database API the services see, whichever engine is underneath. */
+export type Db = PgDatabase<PgQueryResultHKT, Schema>;
+/** A transaction handle has the same query API as Db. */
+export type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
+export type Executor = Db | Tx;
+
+export type DatabaseEngine = "postgres" | "pglite";
+
+export type Database = {
+  db: Db;
+  engine: DatabaseEngine;
+  /** Where it lives, for logs: the data directory, "memory", or the server (without credentials). */
+  location: string;
+  close(): Promise<void>;
+};
+
+/** Extensions PGlite must load for the migrations to apply (they create pg_trgm). */
+export const pgliteExtensions = { pg_trgm };
+
+export type OpenOptions = {
+  databaseUrl?: string | undefined;
+  /** Directory for embedded PGlite; null keeps it in memory. */
+  dataDir: string | null;
+  poolSize?: number;
+};
+
+export async function openDatabase(options: OpenOptions): Promise<Database> {
+  if (options.databaseUrl) return openPostgres(options.databaseUrl, options.poolSize ?? 10);
+  if (!options.dataDir) return wrapPglite(new PGlite({ extensions: pgliteExtensions }), "memory");
+  const dir = join(options.dataDir, "pglite");
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  return wrapPglite(new PGlite(dir, { extensions: pgliteExtensions }), dir);
+}
+
+export function openPostgres(url: string, poolSize: number): Database {
+  const client = postgres(url, {
+    max: poolSize,
+    idle_timeout: 30,
+    connect_timeout: 5,
+    // Server NOTICEs (e.g. "extension already exists") are not application logs.
+    onnotice: () => {},
+    connection: { application_name: "warren" },
+  });
+  return {
+    db: drizzlePostgres({ client, schema }) as unknown as Db,
+    engine: "postgres",
+    location: redactUrl(url),
+    close: () => client.end({ timeout: 5 }),
+  };
+}
+
+export async function wrapPglite(client: PGlite, location: string): Promise<Database> {
+  await client.waitReady;
+  return {
+    db: drizzlePglite({ client, schema }) as unknown as Db,
+    engine: "pglite",
+    location,
+    close: () => client.close(),
+  };
+}
+
+/** Rows of a raw statement; the two drivers shape `execute` results differently. */
+export async function queryRows<T extends Record<string, unknown>>(db: Executor, query: SQL): Promise<T[]> {
+  const result = (await db.execute(query)) as unknown;
+  if (Array.isArray(result)) return result as T[];
+  return ((result as { rows?: T[] }).rows ?? []) as T[];
+}
+
+export async function ping(db: Executor): Promise<void> {
+  await db.execute(sql`select 1`);
+}
+
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = "***";
+    return u.toString();
+  } catch {
+    return "postgres://(unparseable)";
+  }
+}

@@ -1,0 +1,94 @@
+import { createApp } from "./app";
+import { ConfigError, loadConfig, type Config } from "./config";
+import { openDatabase, type Database } from "./database/client";
+import { migrateDatabase } from "./database/migrate";
+import { isDatabaseUnavailable } from "./errors";
+import { createLogger, type Logger } from "./lib/logger";
+
+/**
+ * main: read config, open the database, migrate, serve, and shut down cleanly on SIGINT/SIGTERM
+ * (stop accepting, let in-flight requests finish, close the pool).
+ */
+async function main() {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(`warren: ${err.message}`);
+      process.exit(1);
+    }
+    throw err;
+  }
+  const logger = createLogger(config.logLevel);
+
+  const database = await openDatabase({
+    databaseUrl: config.databaseUrl,
+    dataDir: config.dataDir,
+    poolSize: config.poolSize,
+  });
+  await migrateWithRetry(database, config, logger);
+
+  const app = createApp({ config, database, logger });
+  const server = Bun.serve({
+    hostname: config.host,
+    port: config.port,
+    fetch: app.fetch,
+    idleTimeout: 60,
+  });
+  logger.info(
+    {
+      listen: `http://${server.hostname}:${server.port}`,
+      publicUrl: config.publicUrl,
+      database: { engine: database.engine, location: database.location },
+      github: Boolean(config.github),
+    },
+    "warren started",
+  );
+  if (config.env !== "production" && config.dataDir === null) {
+    logger.warn("DATA_DIR=memory://: nothing is kept after this process exits");
+  }
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, "shutting down: no new connections, finishing in-flight requests");
+    const graceful = server.stop(false);
+    const timedOut = await Promise.race([
+      graceful.then(() => false),
+      Bun.sleep(config.shutdownTimeoutMs).then(() => true),
+    ]);
+    if (timedOut) {
+      logger.warn({ timeoutMs: config.shutdownTimeoutMs }, "in-flight requests did not finish in time; closing them");
+      await server.stop(true);
+    }
+    await database.close();
+    logger.info("stopped");
+    logger.flush();
+    process.exit(0);
+  };
+  process.on("SIGINT", () => void shutdown("SIGINT"));
+  process.on("SIGTERM", () => void shutdown("SIGTERM"));
+}
+
+/** A database that is still starting (a container coming up) is waited for, briefly. */
+async function migrateWithRetry(database: Database, config: Config, logger: Logger) {
+  const deadline = Date.now() + 30_000;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await migrateDatabase(database, config.databaseUrl);
+      return;
+    } catch (err) {
+      if (!isDatabaseUnavailable(err) || Date.now() > deadline) {
+        logger.fatal({ err }, "could not apply database migrations");
+        logger.flush();
+        process.exit(1);
+      }
+      logger.warn({ attempt }, "database not reachable yet; retrying");
+      await Bun.sleep(Math.min(1000 * attempt, 5000));
+    }
+  }
+}
+
+await main();

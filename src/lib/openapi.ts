@@ -1,0 +1,96 @@
+import { OpenAPIHono, z } from "@hono/zod-openapi";
+import type { ZodError } from "zod";
+import { AppError, ERROR_CODES, type ErrorCode } from "../errors";
+import type { AppEnv } from "../context";
+
+/** Where a request value came from, in words for error messages. */
+const LOCATIONS: Record<string, string> = {
+  json: "body",
+  form: "form",
+  query: "query parameter",
+  param: "path parameter",
+  header: "header",
+  cookie: "cookie",
+};
+
+export type FieldError = { location: string; field: string; message: string; code: string };
+
+function formatPath(path: ReadonlyArray<PropertyKey>): string {
+  let out = "";
+  for (const part of path) {
+    if (typeof part === "number") out += `[${part}]`;
+    else out += out ? `.${String(part)}` : String(part);
+  }
+  return out;
+}
+
+/** Turns zod issues into a 400 that names each field, never zod's raw output. */
+export function validationError(error: ZodError, target: string): AppError {
+  const location = LOCATIONS[target] ?? target;
+  const fields: FieldError[] = error.issues.map((issue) => ({
+    location,
+    field: formatPath(issue.path) || "(root)",
+    message: issue.message,
+    code: issue.code,
+  }));
+  const first = fields[0];
+  const summary = first
+    ? first.field === "(root)"
+      ? `Invalid ${location}: ${first.message}`
+      : `Invalid ${location} field "${first.field}": ${first.message}`
+    : `Invalid ${location}`;
+  const more = fields.length > 1 ? ` (and ${fields.length - 1} more)` : "";
+  return new AppError("VALIDATION_FAILED", summary + more, { fields });
+}
+
+/** Every router validates with this hook, so every validation failure has the same shape. */
+export const validationHook = (
+  result: { success: boolean; error?: unknown; target: string },
+  // biome-ignore lint: the hook signature is Hono's
+  _c: unknown,
+) => {
+  if (!result.success) throw validationError(result.error as ZodError, result.target);
+};
+
+export function createRouter() {
+  return new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
+}
+
+// ---- Shared OpenAPI schemas -------------------------------------------------------------------
+
+export const ErrorEnvelope = z
+  .object({
+    error: z.object({
+      code: z.enum(Object.keys(ERROR_CODES) as [ErrorCode, ...ErrorCode[]]),
+      message: z.string(),
+      details: z.unknown().optional(),
+      requestId: z.string(),
+    }),
+  })
+  .openapi("Error");
+
+const ERROR_DESCRIPTIONS: Record<number, string> = {
+  400: "Invalid input (VALIDATION_FAILED); details.fields names each field",
+  401: "No valid session (UNAUTHENTICATED)",
+  403: "A quota was reached (LIMIT_EXCEEDED)",
+  404: "Not found, or not yours (NOT_FOUND)",
+  409: "Conflicts with the current state (CONFLICT, INVALID_STATE)",
+  412: "If-Match did not match the current version (PRECONDITION_FAILED)",
+  413: "Body too large (PAYLOAD_TOO_LARGE)",
+  429: "Too many requests (RATE_LIMITED)",
+  500: "Unexpected error (INTERNAL); the body carries no internals",
+  503: "The database or a dependency is unavailable (SERVICE_UNAVAILABLE)",
+};
+
+/** OpenAPI error responses for a route: the common ones plus any route-specific statuses. */
+export function errorResponses(...extra: Array<keyof typeof ERROR_DESCRIPTIONS>) {
+  const statuses = [...new Set([400, 401, 413, 429, 500, 503, ...extra])].sort();
+  return Object.fromEntries(
+    statuses.map((s) => [
+      s,
+      { description: ERROR_DESCRIPTIONS[s]!, content: { "application/json": { schema: ErrorEnvelope } } },
+    ]),
+  );
+}
+
+export const authSecurity: Array<Record<string, string[]>> = [{ bearerAuth: [] }, { cookieAuth: [] }];

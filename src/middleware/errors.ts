@@ -1,0 +1,84 @@
+import type { Context, ErrorHandler, NotFoundHandler } from "hono";
+import { HTTPException } from "hono/http-exception";
+import { TrieRouter } from "hono/router/trie-router";
+import { AppError, errorBody, isDatabaseUnavailable, type ErrorCode } from "../errors";
+import type { AppEnv } from "../context";
+import type { Logger } from "../lib/logger";
+
+const STATUS_CODES: Record<number, ErrorCode> = {
+  400: "VALIDATION_FAILED",
+  401: "UNAUTHENTICATED",
+  404: "NOT_FOUND",
+  405: "METHOD_NOT_ALLOWED",
+  409: "CONFLICT",
+  412: "PRECONDITION_FAILED",
+  413: "PAYLOAD_TOO_LARGE",
+  429: "RATE_LIMITED",
+  503: "SERVICE_UNAVAILABLE",
+};
+
+export function sendError(c: Context<AppEnv>, error: AppError): Response {
+  const body = errorBody(error.code, error.message, c.get("requestId") ?? "unknown", error.details);
+  for (const [k, v] of Object.entries(error.headers ?? {})) c.header(k, v);
+  return c.json(body, error.status);
+}
+
+/** The single place where thrown errors become responses. */
+export function errorHandler(fallbackLogger: Logger): ErrorHandler<AppEnv> {
+  return (err, c) => {
+    const log = c.get("logger") ?? fallbackLogger;
+    if (err instanceof AppError) return sendError(c, err);
+    if (err instanceof HTTPException) {
+      const code = STATUS_CODES[err.status] ?? (err.status >= 500 ? "INTERNAL" : "VALIDATION_FAILED");
+      // Hono's JSON validator throws this for an unparseable body.
+      const message = /malformed json/i.test(err.message)
+        ? "Request body is not valid JSON"
+        : err.status >= 500
+          ? "Internal error"
+          : err.message || "Bad request";
+      if (err.status >= 500) log.error({ err }, "http exception");
+      return sendError(c, new AppError(code, message));
+    }
+    if (isDatabaseUnavailable(err)) {
+      log.warn({ err: { message: (err as Error).message, code: (err as { code?: string }).code } }, "database unavailable");
+      return sendError(
+        c,
+        new AppError("SERVICE_UNAVAILABLE", "The database is unavailable; try again shortly", undefined, {
+          "Retry-After": "2",
+        }),
+      );
+    }
+    // The log gets the whole error; the body gets nothing but the request id to quote.
+    log.error({ err }, "unhandled error");
+    return sendError(c, new AppError("INTERNAL", "Internal error"));
+  };
+}
+
+const METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] as const;
+
+/**
+ * 404 for unknown paths; 405 with Allow when the path exists under other methods. The route
+ * table is read lazily, once, after every route has been registered.
+ */
+export function notFoundHandler(routes: () => ReadonlyArray<{ method: string; path: string }>): NotFoundHandler<AppEnv> {
+  let router: TrieRouter<string> | undefined;
+  return (c) => {
+    if (!router) {
+      router = new TrieRouter<string>();
+      for (const r of routes()) {
+        if (r.method === "ALL") continue;
+        router.add(r.method, r.path, r.method);
+      }
+    }
+    const allowed = METHODS.filter((m) => m !== c.req.method && router!.match(m, c.req.path)[0].length > 0);
+    if (allowed.length > 0) {
+      return sendError(
+        c,
+        new AppError("METHOD_NOT_ALLOWED", `${c.req.method} is not allowed on ${c.req.path}`, { allowed }, {
+          Allow: allowed.join(", "),
+        }),
+      );
+    }
+    return sendError(c, new AppError("NOT_FOUND", `No route for ${c.req.method} ${c.req.path}`));
+  };
+}
