@@ -89,6 +89,7 @@ const envSchema = z
     SHUTDOWN_TIMEOUT_MS: intInRange(0, 120_000, 10_000),
     AUTH_RATE_LIMIT_MAX: intInRange(1, 1_000_000, 100),
     AUTH_RATE_LIMIT_WINDOW_SECONDS: intInRange(1, 86_400, 60),
+    AUTH_SIGN_IN_RATE_LIMIT_MAX: intInRange(1, 1_000_000, 10),
   })
   .superRefine((env, ctx) => {
     if (env.NODE_ENV === "production") {
@@ -120,7 +121,8 @@ export type Config = {
   clientIpHeader: string | undefined;
   maxBodyBytes: number;
   shutdownTimeoutMs: number;
-  authRateLimit: { max: number; windowSeconds: number };
+  /** Per client address and window; sign-in/up and password changes have their own, lower max. */
+  authRateLimit: { max: number; signInMax: number; windowSeconds: number };
 };
 
 export class ConfigError extends Error {
@@ -164,7 +166,11 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     clientIpHeader: env.CLIENT_IP_HEADER,
     maxBodyBytes: env.MAX_BODY_BYTES,
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
-    authRateLimit: { max: env.AUTH_RATE_LIMIT_MAX, windowSeconds: env.AUTH_RATE_LIMIT_WINDOW_SECONDS },
+    authRateLimit: {
+      max: env.AUTH_RATE_LIMIT_MAX,
+      signInMax: env.AUTH_SIGN_IN_RATE_LIMIT_MAX,
+      windowSeconds: env.AUTH_RATE_LIMIT_WINDOW_SECONDS,
+    },
   };
 }
 

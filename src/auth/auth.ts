@@ -57,6 +57,14 @@ export function createAuth({ config, db, logger }: AuthOptions) {
       storage: "database",
       window: config.authRateLimit.windowSeconds,
       max: config.authRateLimit.max,
+      // Credential guessing is what the limit is for: sign-in, sign-up and password changes
+      // get a lower ceiling than the rest of /api/auth.
+      customRules: Object.fromEntries(
+        ["/sign-in/*", "/sign-up/*", "/change-password", "/change-email"].map((path) => [
+          path,
+          { window: config.authRateLimit.windowSeconds, max: config.authRateLimit.signInMax },
+        ]),
+      ),
     },
     advanced: {
       ipAddress: { ipAddressHeaders: [CLIENT_IP_HEADER] },

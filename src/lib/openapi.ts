@@ -27,12 +27,17 @@ function formatPath(path: ReadonlyArray<PropertyKey>): string {
 /** Turns zod issues into a 400 that names each field, never zod's raw output. */
 export function validationError(error: ZodError, target: string): AppError {
   const location = LOCATIONS[target] ?? target;
-  const fields: FieldError[] = error.issues.map((issue) => ({
-    location,
-    field: formatPath(issue.path) || "(root)",
-    message: issue.message,
-    code: issue.code,
-  }));
+  const fields: FieldError[] = error.issues.flatMap((issue): FieldError[] =>
+    // An unknown key is a mistake in that field, so name the field itself, not its parent.
+    issue.code === "unrecognized_keys"
+      ? issue.keys.map((key) => ({
+          location,
+          field: formatPath([...issue.path, key]),
+          message: "is not a known field",
+          code: issue.code,
+        }))
+      : [{ location, field: formatPath(issue.path) || "(root)", message: issue.message, code: issue.code }],
+  );
   const first = fields[0];
   const summary = first
     ? first.field === "(root)"

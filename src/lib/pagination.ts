@@ -1,0 +1,65 @@
+import { z } from "@hono/zod-openapi";
+import { and, eq, lt, or, type SQL } from "drizzle-orm";
+import type { PgColumn } from "drizzle-orm/pg-core";
+import { AppError } from "../errors";
+
+/**
+ * Cursor pagination (ARCHITECTURE.md): `?limit=` 1–100 (default 50) and `?cursor=`; bodies are
+ * {"data":[…],"nextCursor":string|null}. Cursors are opaque, keyset-backed (created_at, id),
+ * newest first; never OFFSET, so a page costs the same at any depth.
+ */
+
+export const PageQuery = z.object({
+  limit: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(100)
+    .default(50)
+    .openapi({ param: { name: "limit", in: "query" }, example: 50, description: "Page size, 1–100" }),
+  cursor: z
+    .string()
+    .max(512)
+    .optional()
+    .openapi({ param: { name: "cursor", in: "query" }, description: "nextCursor from the previous page" }),
+});
+
+export function pageOf<T extends z.ZodTypeAny>(item: T, name: string) {
+  return z.object({ data: z.array(item), nextCursor: z.string().nullable() }).openapi(name);
+}
+
+type Key = { createdAt: Date; id: string };
+
+export function encodeCursor(key: Key): string {
+  return Buffer.from(JSON.stringify([key.createdAt.toISOString(), key.id])).toString("base64url");
+}
+
+export function decodeCursor(cursor: string): Key {
+  try {
+    const value = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as unknown;
+    if (Array.isArray(value) && value.length === 2 && typeof value[0] === "string" && typeof value[1] === "string") {
+      const createdAt = new Date(value[0]);
+      if (!Number.isNaN(createdAt.getTime())) return { createdAt, id: value[1] };
+    }
+  } catch {
+    // fall through to the validation error
+  }
+  throw new AppError("VALIDATION_FAILED", 'Invalid query parameter "cursor": not a cursor returned by this endpoint', {
+    fields: [{ location: "query parameter", field: "cursor", message: "not a cursor returned by this endpoint", code: "invalid_cursor" }],
+  });
+}
+
+/** WHERE clause for "rows after the cursor" in (created_at desc, id desc) order. */
+export function afterCursor(cursor: string | undefined, columns: { createdAt: PgColumn; id: PgColumn }): SQL | undefined {
+  if (!cursor) return undefined;
+  const key = decodeCursor(cursor);
+  return or(lt(columns.createdAt, key.createdAt), and(eq(columns.createdAt, key.createdAt), lt(columns.id, key.id)));
+}
+
+/** Fetch limit+1 rows, return `limit` of them and the cursor of the last one if more exist. */
+export function toPage<T extends Key, U>(rows: T[], limit: number, map: (row: T) => U): { data: U[]; nextCursor: string | null } {
+  const more = rows.length > limit;
+  const page = more ? rows.slice(0, limit) : rows;
+  const last = page[page.length - 1];
+  return { data: page.map(map), nextCursor: more && last ? encodeCursor(last) : null };
+}

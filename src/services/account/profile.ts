@@ -1,0 +1,53 @@
+import { eq } from "drizzle-orm";
+import { user } from "../../../db/schema";
+import type { ServiceContext } from "../../context";
+import { notFound } from "../../errors";
+import { recordActivity } from "../activity/record";
+
+export type Profile = {
+  id: string;
+  name: string;
+  email: string;
+  emailVerified: boolean;
+  image: string | null;
+  createdAt: string;
+  updatedAt: string;
+};
+
+export function toProfile(u: typeof user.$inferSelect): Profile {
+  return {
+    id: u.id,
+    name: u.name,
+    email: u.email,
+    emailVerified: u.emailVerified,
+    image: u.image ?? null,
+    createdAt: u.createdAt.toISOString(),
+    updatedAt: u.updatedAt.toISOString(),
+  };
+}
+
+export async function getProfile(ctx: ServiceContext): Promise<Profile> {
+  const [row] = await ctx.db.select().from(user).where(eq(user.id, ctx.userId));
+  if (!row) throw notFound("User");
+  return toProfile(row);
+}
+
+export type ProfileUpdate = { name?: string | undefined; image?: string | null | undefined };
+
+/** Changes the caller's display name and avatar; the email is changed through Better Auth. */
+export async function updateProfile(ctx: ServiceContext, input: ProfileUpdate): Promise<Profile> {
+  return ctx.db.transaction(async (tx) => {
+    const changes: Partial<typeof user.$inferInsert> = { updatedAt: ctx.now() };
+    if (input.name !== undefined) changes.name = input.name;
+    if (input.image !== undefined) changes.image = input.image;
+    const [row] = await tx.update(user).set(changes).where(eq(user.id, ctx.userId)).returning();
+    if (!row) throw notFound("User");
+    await recordActivity(tx, ctx, {
+      action: "account.update",
+      entityType: "user",
+      entityId: ctx.userId,
+      metadata: { fields: Object.keys(input).filter((k) => input[k as keyof ProfileUpdate] !== undefined) },
+    });
+    return toProfile(row);
+  });
+}

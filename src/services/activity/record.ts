@@ -1,0 +1,50 @@
+import { activityLog } from "../../../db/schema";
+import type { ServiceContext } from "../../context";
+import type { Executor } from "../../database/client";
+import { newId } from "../../lib/ids";
+
+/**
+ * The closed list of activity actions, named entity.verb. A verb records its entry with
+ * recordActivity inside the same transaction as its change: a failed write records nothing and
+ * a recorded change happened.
+ */
+export const ACTIVITY_ACTIONS = ["account.update", "session.revoke"] as const;
+export type ActivityAction = (typeof ACTIVITY_ACTIONS)[number];
+
+// Keys whose values are never stored, whatever a caller passes in metadata.
+const SECRET_KEY = /pass(word)?|secret|token|api[-_]?key|authorization|cookie|credential|private/i;
+
+export function stripSecrets(value: unknown, depth = 0): unknown {
+  if (depth > 5 || value === null || typeof value !== "object") return value;
+  if (Array.isArray(value)) return value.map((v) => stripSecrets(v, depth + 1));
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) {
+    out[k] = SECRET_KEY.test(k) ? "[redacted]" : stripSecrets(v, depth + 1);
+  }
+  return out;
+}
+
+export type ActivityEntry = {
+  action: ActivityAction;
+  entityType?: string;
+  entityId?: string;
+  reason?: string;
+  metadata?: Record<string, unknown>;
+};
+
+export async function recordActivity(tx: Executor, ctx: ServiceContext, entry: ActivityEntry): Promise<void> {
+  await tx.insert(activityLog).values({
+    id: newId("activity"),
+    userId: ctx.userId,
+    actorType: ctx.actor,
+    action: entry.action,
+    entityType: entry.entityType ?? null,
+    entityId: entry.entityId ?? null,
+    reason: entry.reason ?? null,
+    requestId: ctx.requestId,
+    ipAddress: ctx.ipAddress,
+    userAgent: ctx.userAgent,
+    metadata: (stripSecrets(entry.metadata ?? {}) as Record<string, unknown>) ?? {},
+    createdAt: ctx.now(),
+  });
+}
