@@ -14,6 +14,12 @@ export const user = pgTable("users", {
   updatedAt: updatedAt(),
 });
 
+/** The owning user of a row: every user-owned table cascades away with its user. */
+export const ownerId = () =>
+  text("user_id")
+    .notNull()
+    .references(() => user.id, { onDelete: "cascade" });
+
 export const session = pgTable(
   "sessions",
   {
@@ -22,9 +28,7 @@ export const session = pgTable(
     token: text("token").notNull().unique(),
     ipAddress: text("ip_address"),
     userAgent: text("user_agent"),
-    userId: text("user_id")
-      .notNull()
-      .references(() => user.id, { onDelete: "cascade" }),
+    userId: ownerId(),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
@@ -37,9 +41,7 @@ export const account = pgTable(
     id: text("id").primaryKey(),
     accountId: text("account_id").notNull(),
     providerId: text("provider_id").notNull(),
-    userId: text("user_id")
-      .notNull()
-      .references(() => user.id, { onDelete: "cascade" }),
+    userId: ownerId(),
     // OAuth tokens are encrypted by Better Auth (account.encryptOAuthTokens) before they get here.
     accessToken: text("access_token"),
     refreshToken: text("refresh_token"),

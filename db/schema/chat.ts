@@ -11,7 +11,7 @@ import {
   text,
   uniqueIndex,
 } from "drizzle-orm/pg-core";
-import { user } from "./auth";
+import { ownerId } from "./auth";
 import { createdAt, tsvector, tz, updatedAt } from "./columns";
 import { sandboxes } from "./sandboxes";
 
@@ -24,9 +24,7 @@ export const chatSessions = pgTable(
   "chat_sessions",
   {
     id: text("id").primaryKey(),
-    userId: text("user_id")
-      .notNull()
-      .references(() => user.id, { onDelete: "cascade" }),
+    userId: ownerId(),
     // Conversations outlive their sandbox when the user asks (?keepChats=true): set null, not cascade.
     sandboxId: text("sandbox_id").references(() => sandboxes.id, { onDelete: "set null" }),
     source: chatSource("source").notNull().default("opencode"),
@@ -63,9 +61,7 @@ export const chatMessages = pgTable(
       .notNull()
       .references(() => chatSessions.id, { onDelete: "cascade" }),
     // Denormalised owner: search and usage run per user without joining every session.
-    userId: text("user_id")
-      .notNull()
-      .references(() => user.id, { onDelete: "cascade" }),
+    userId: ownerId(),
     externalMessageId: text("external_message_id"),
     role: chatRole("role").notNull(),
     /** Raw message parts as the agent produced them. */

@@ -1,6 +1,6 @@
 import { sql } from "drizzle-orm";
 import { index, integer, jsonb, pgTable, text, uniqueIndex } from "drizzle-orm/pg-core";
-import { user } from "./auth";
+import { ownerId } from "./auth";
 import { createdAt, tsvector, tz, updatedAt } from "./columns";
 import { sandboxes } from "./sandboxes";
 
@@ -47,9 +47,7 @@ export const mcpTokens = pgTable(
     sandboxId: text("sandbox_id")
       .notNull()
       .references(() => sandboxes.id, { onDelete: "cascade" }),
-    userId: text("user_id")
-      .notNull()
-      .references(() => user.id, { onDelete: "cascade" }),
+    userId: ownerId(),
     tokenHash: text("token_hash").notNull(),
     expiresAt: tz("expires_at").notNull(),
     createdAt: createdAt(),

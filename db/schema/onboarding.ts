@@ -1,5 +1,5 @@
 import { integer, jsonb, pgEnum, pgTable, text, uniqueIndex } from "drizzle-orm/pg-core";
-import { user } from "./auth";
+import { ownerId } from "./auth";
 import { createdAt, tz, updatedAt } from "./columns";
 import { sandboxes } from "./sandboxes";
 
@@ -21,9 +21,7 @@ export const onboardingSessions = pgTable(
     sandboxId: text("sandbox_id")
       .notNull()
       .references(() => sandboxes.id, { onDelete: "cascade" }),
-    userId: text("user_id")
-      .notNull()
-      .references(() => user.id, { onDelete: "cascade" }),
+    userId: ownerId(),
     status: onboardingStatus("status").notNull().default("pending"),
     requirements: jsonb("requirements").$type<Record<string, unknown>>(),
     recommendations: jsonb("recommendations").$type<Record<string, unknown>>(),

@@ -10,7 +10,7 @@ import {
   text,
   uniqueIndex,
 } from "drizzle-orm/pg-core";
-import { user } from "./auth";
+import { ownerId, user } from "./auth";
 import { createdAt, tz, updatedAt } from "./columns";
 
 export const providerAuthType = pgEnum("provider_auth_type", ["api_key", "oauth", "device_flow"]);
@@ -84,9 +84,7 @@ export const providerCredentials = pgTable(
   "provider_credentials",
   {
     id: text("id").primaryKey(),
-    userId: text("user_id")
-      .notNull()
-      .references(() => user.id, { onDelete: "cascade" }),
+    userId: ownerId(),
     providerId: text("provider_id")
       .notNull()
       .references(() => providers.id, { onDelete: "cascade" }),
@@ -122,9 +120,7 @@ export const oauthDeviceFlows = pgTable(
   "oauth_device_flows",
   {
     id: text("id").primaryKey(),
-    userId: text("user_id")
-      .notNull()
-      .references(() => user.id, { onDelete: "cascade" }),
+    userId: ownerId(),
     providerId: text("provider_id")
       .notNull()
       .references(() => providers.id, { onDelete: "cascade" }),

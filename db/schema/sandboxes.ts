@@ -10,7 +10,7 @@ import {
   text,
   uniqueIndex,
 } from "drizzle-orm/pg-core";
-import { user } from "./auth";
+import { ownerId, user } from "./auth";
 import { containerAddons, containerFlavors, resourceTiers } from "./containers";
 import { createdAt, tz, updatedAt } from "./columns";
 
@@ -41,9 +41,7 @@ export const sandboxes = pgTable(
   {
     // Legacy ids (12-char nanoids) are kept on import: they appear in container and volume names.
     id: text("id").primaryKey(),
-    userId: text("user_id")
-      .notNull()
-      .references(() => user.id, { onDelete: "cascade" }),
+    userId: ownerId(),
     name: text("name").notNull(),
     slug: text("slug").notNull(),
     description: text("description").notNull().default(""),

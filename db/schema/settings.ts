@@ -1,6 +1,6 @@
 import { sql } from "drizzle-orm";
 import { boolean, check, integer, jsonb, pgEnum, pgTable, text, uniqueIndex } from "drizzle-orm/pg-core";
-import { user } from "./auth";
+import { ownerId, user } from "./auth";
 import { createdAt, updatedAt } from "./columns";
 import { containerFlavors, resourceTiers } from "./containers";
 import { providers } from "./providers";
@@ -54,9 +54,7 @@ export const userAgentFiles = pgTable(
   "user_agent_files",
   {
     id: text("id").primaryKey(),
-    userId: text("user_id")
-      .notNull()
-      .references(() => user.id, { onDelete: "cascade" }),
+    userId: ownerId(),
     type: agentFileType("type").notNull(),
     name: text("name").notNull(),
     extension: agentFileExtension("extension").notNull(),

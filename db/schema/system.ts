@@ -1,5 +1,5 @@
 import { index, integer, jsonb, pgTable, primaryKey, text } from "drizzle-orm/pg-core";
-import { user } from "./auth";
+import { ownerId } from "./auth";
 import { createdAt, tz } from "./columns";
 
 /**
@@ -17,9 +17,7 @@ export const leases = pgTable("leases", {
 export const idempotencyKeys = pgTable(
   "idempotency_keys",
   {
-    userId: text("user_id")
-      .notNull()
-      .references(() => user.id, { onDelete: "cascade" }),
+    userId: ownerId(),
     key: text("key").notNull(),
     scope: text("scope").notNull(),
     requestHash: text("request_hash").notNull(),
