@@ -114,7 +114,9 @@ export function createApp(deps: AppDeps) {
     type: "apiKey",
     in: "cookie",
     name: "better-auth.session_token",
-    description: "The session cookie set by /api/auth sign-in (browsers send it with credentials: include).",
+    description:
+      "The session cookie set by /api/auth sign-in (browsers send it with credentials: include). " +
+      "Named __Secure-better-auth.session_token when PUBLIC_URL is https.",
   });
   app.doc31("/api/openapi.json", {
     openapi: "3.1.0",

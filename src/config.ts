@@ -24,10 +24,7 @@ const intInRange = (min: number, max: number, fallback: number) =>
       .default(fallback),
   );
 
-const httpUrl = z
-  .string()
-  .url({ error: "must be an absolute http(s) URL" })
-  .refine((u) => /^https?:$/.test(new URL(u).protocol), { error: "must use http or https" });
+const httpUrl = z.url({ protocol: /^https?$/, error: "must be an absolute http(s) URL" });
 
 /** An origin is scheme://host[:port] with nothing after it; anything else would never match. */
 const origin = z.string().transform((value, ctx) => {
@@ -76,6 +73,15 @@ const envSchema = z
     ),
     GITHUB_CLIENT_ID: optionalString,
     GITHUB_CLIENT_SECRET: optionalString,
+    // Tests only: Better Auth's GitHub provider hard-codes github.com and api.github.com, so an
+    // offline test points Warren's outgoing requests for those hosts at a local stand-in.
+    GITHUB_API_OVERRIDE_URL: z.preprocess(emptyToUndefined, httpUrl.optional()),
+    // "none" lets a frontend on another site (app.example.com → api.other.net) keep its session;
+    // the default "lax" is enough when the frontend and PUBLIC_URL share a registrable domain.
+    AUTH_COOKIE_SAME_SITE: z.preprocess(
+      (v) => (typeof v === "string" ? emptyToUndefined(v.toLowerCase()) : v),
+      z.enum(["lax", "none"], { error: 'must be "lax" or "none"' }).default("lax"),
+    ),
     LOG_LEVEL: z.preprocess(emptyToUndefined, z.enum(LOG_LEVELS).default("info")),
     CLIENT_IP_HEADER: z.preprocess(
       emptyToUndefined,
@@ -95,14 +101,38 @@ const envSchema = z
     if (env.NODE_ENV === "production") {
       if (!env.AUTH_SECRET) ctx.addIssue({ code: "custom", path: ["AUTH_SECRET"], message: "is required in production" });
       if (!env.PUBLIC_URL) ctx.addIssue({ code: "custom", path: ["PUBLIC_URL"], message: "is required in production" });
+      // Whoever sets it in production reads every GitHub user's token exchange.
+      if (env.GITHUB_API_OVERRIDE_URL) {
+        ctx.addIssue({ code: "custom", path: ["GITHUB_API_OVERRIDE_URL"], message: "is for tests only and is refused in production" });
+      }
     }
     if (Boolean(env.GITHUB_CLIENT_ID) !== Boolean(env.GITHUB_CLIENT_SECRET)) {
       const missing = env.GITHUB_CLIENT_ID ? "GITHUB_CLIENT_SECRET" : "GITHUB_CLIENT_ID";
       ctx.addIssue({ code: "custom", path: [missing], message: "is required when the other GitHub variable is set" });
     }
+    // Browsers silently drop a SameSite=None cookie that is not Secure, and a Secure cookie sent
+    // over plain http to anything but loopback: refuse the setting rather than ship dead sessions.
+    const publicUrl = URL.parse(env.PUBLIC_URL ?? `http://localhost:${env.PORT}`);
+    if (env.AUTH_COOKIE_SAME_SITE === "none" && publicUrl?.protocol === "http:" && !isLoopbackHost(publicUrl.hostname)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["AUTH_COOKIE_SAME_SITE"],
+        message: '"none" needs an https PUBLIC_URL (browsers drop SameSite=None cookies that are not Secure)',
+      });
+    }
   });
 
 export type Env = z.infer<typeof envSchema>;
+
+/** Hosts browsers treat as secure contexts even over http, so Secure cookies still work there. */
+function isLoopbackHost(hostname: string): boolean {
+  return (
+    hostname === "localhost" ||
+    hostname.endsWith(".localhost") ||
+    hostname === "[::1]" ||
+    /^127(\.\d{1,3}){3}$/.test(hostname)
+  );
+}
 
 export type Config = {
   env: Env["NODE_ENV"];
@@ -117,6 +147,10 @@ export type Config = {
   trustedOrigins: string[];
   authSecret: string;
   github: { clientId: string; clientSecret: string } | undefined;
+  /** Tests only (refused in production): base URL standing in for github.com and api.github.com. */
+  githubApiOverrideUrl: string | undefined;
+  /** SameSite of Better Auth's cookies; "none" also makes them Secure. */
+  cookieSameSite: Env["AUTH_COOKIE_SAME_SITE"];
   logLevel: Env["LOG_LEVEL"];
   clientIpHeader: string | undefined;
   maxBodyBytes: number;
@@ -162,6 +196,8 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       env.GITHUB_CLIENT_ID && env.GITHUB_CLIENT_SECRET
         ? { clientId: env.GITHUB_CLIENT_ID, clientSecret: env.GITHUB_CLIENT_SECRET }
         : undefined,
+    githubApiOverrideUrl: env.GITHUB_API_OVERRIDE_URL?.replace(/\/$/, ""),
+    cookieSameSite: env.AUTH_COOKIE_SAME_SITE,
     logLevel: env.LOG_LEVEL,
     clientIpHeader: env.CLIENT_IP_HEADER,
     maxBodyBytes: env.MAX_BODY_BYTES,

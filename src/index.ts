@@ -1,6 +1,7 @@
 import { createApp } from "./app";
+import { installGithubApiOverride } from "./auth/github-api-override";
 import { ConfigError, loadConfig, type Config } from "./config";
-import { openDatabase, type Database } from "./database/client";
+import { DataDirInUseError, openDatabase, type Database } from "./database/client";
 import { migrateDatabase } from "./database/migrate";
 import { isDatabaseUnavailable } from "./errors";
 import { createLogger, type Logger } from "./lib/logger";
@@ -21,12 +22,24 @@ async function main() {
     throw err;
   }
   const logger = createLogger(config.logLevel);
+  if (config.githubApiOverrideUrl) {
+    installGithubApiOverride(config.githubApiOverrideUrl);
+    logger.warn(
+      { githubApiOverrideUrl: config.githubApiOverrideUrl },
+      "GITHUB_API_OVERRIDE_URL is set: requests for github.com and api.github.com go to a test stand-in",
+    );
+  }
 
-  const database = await openDatabase({
-    databaseUrl: config.databaseUrl,
-    dataDir: config.dataDir,
-    poolSize: config.poolSize,
-  });
+  let database: Database;
+  try {
+    database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.poolSize });
+  } catch (err) {
+    if (err instanceof DataDirInUseError) {
+      console.error(`warren: ${err.message}`);
+      process.exit(1);
+    }
+    throw err;
+  }
   await migrateWithRetry(database, config, logger);
 
   const app = createApp({ config, database, logger });
@@ -65,7 +78,7 @@ async function main() {
     }
     await database.close();
     logger.info("stopped");
-    logger.flush();
+    await flushLogs(logger);
     process.exit(0);
   };
   process.on("SIGINT", () => void shutdown("SIGINT"));
@@ -82,13 +95,18 @@ async function migrateWithRetry(database: Database, config: Config, logger: Logg
     } catch (err) {
       if (!isDatabaseUnavailable(err) || Date.now() > deadline) {
         logger.fatal({ err }, "could not apply database migrations");
-        logger.flush();
+        await flushLogs(logger);
         process.exit(1);
       }
       logger.warn({ attempt }, "database not reachable yet; retrying");
       await Bun.sleep(Math.min(1000 * attempt, 5000));
     }
   }
+}
+
+/** Logs are written asynchronously; the last lines must reach stdout before the process exits. */
+function flushLogs(logger: Logger): Promise<void> {
+  return new Promise((resolve) => logger.flush(() => resolve()));
 }
 
 await main();

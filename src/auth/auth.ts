@@ -46,7 +46,8 @@ export function createAuth({ config, db, logger }: AuthOptions) {
     account: {
       // Linked accounts' OAuth tokens are encrypted at rest; a database dump shows no token.
       encryptOAuthTokens: true,
-      accountLinking: { enabled: true, trustedProviders: ["github", "email-password"] },
+      // GitHub verifies emails, so a GitHub sign-in may link to the account with that email.
+      accountLinking: { enabled: true, trustedProviders: ["github"] },
     },
     session: {
       expiresIn: 60 * 60 * 24 * 30,
@@ -67,13 +68,23 @@ export function createAuth({ config, db, logger }: AuthOptions) {
       ),
     },
     advanced: {
+      // Better Auth turns its origin check off when NODE_ENV=test; Warren's tests must see what
+      // production does, so both checks are pinned on.
+      disableOriginCheck: false,
+      disableCSRFCheck: false,
       ipAddress: { ipAddressHeaders: [CLIENT_IP_HEADER] },
       useSecureCookies: config.publicUrl.startsWith("https://"),
+      // A frontend on another site only gets its cookies back with SameSite=None, which browsers
+      // accept only together with Secure (config refuses "none" where Secure cannot work).
+      ...(config.cookieSameSite === "none" ? { defaultCookieAttributes: { sameSite: "none", secure: true } } : {}),
       database: {
         generateId: ({ model }) => newId(model in ID_PREFIXES ? (model as IdKind) : "request"),
       },
     },
     plugins: [bearer()],
+    // These hand a linked account's decrypted OAuth tokens to whoever holds the session; secrets
+    // never leave Warren in a response, so they are switched off.
+    disabledPaths: ["/get-access-token", "/refresh-token"],
     // Unexpected errors (a database that went away) are thrown to Warren's error handler, which
     // answers in the envelope (503 or 500); Better Auth's own 4xx answers pass through as is.
     onAPIError: { throw: true },

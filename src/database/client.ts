@@ -1,4 +1,4 @@
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { PGlite } from "@electric-sql/pglite";
 import { pg_trgm } from "@electric-sql/pglite/contrib/pg_trgm";
@@ -41,7 +41,57 @@ export async function openDatabase(options: OpenOptions): Promise<Database> {
   if (!options.dataDir) return wrapPglite(new PGlite({ extensions: pgliteExtensions }), "memory");
   const dir = join(options.dataDir, "pglite");
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  return wrapPglite(new PGlite(dir, { extensions: pgliteExtensions }), dir);
+  const release = lockDataDir(dir);
+  try {
+    const database = await wrapPglite(new PGlite(dir, { extensions: pgliteExtensions }), dir);
+    return {
+      ...database,
+      close: async () => {
+        await database.close();
+        release();
+      },
+    };
+  } catch (err) {
+    release();
+    throw err;
+  }
+}
+
+export class DataDirInUseError extends Error {
+  override name = "DataDirInUseError";
+}
+
+/**
+ * PGlite is a single-process database: a second process opening the same directory would
+ * corrupt it. A pid file claims the directory; a claim left by a dead process is taken over.
+ */
+function lockDataDir(dir: string): () => void {
+  const file = join(dir, "warren.pid");
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeFileSync(file, String(process.pid), { flag: "wx", mode: 0o600 });
+      return () => rmSync(file, { force: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+      const holder = Number(readFileSync(file, "utf8").trim());
+      if (holder && holder !== process.pid && isAlive(holder)) {
+        throw new DataDirInUseError(
+          `${dir} is in use by process ${holder}; stop it first (the embedded database allows one process)`,
+        );
+      }
+      rmSync(file, { force: true });
+    }
+  }
+  throw new DataDirInUseError(`could not claim ${dir}`);
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
 }
 
 export function openPostgres(url: string, poolSize: number): Database {

@@ -1,0 +1,108 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Subprocess } from "bun";
+import { createTestDatabase, TEST_DATABASE_URL, type TestDatabase } from "./db";
+import { TEST_SECRET } from "./app";
+
+const ROOT = join(import.meta.dir, "..", "..");
+
+/** A free loopback port (bound and released; the window for a clash is tiny on a test box). */
+export function freePort(): number {
+  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = s.port;
+  s.stop(true);
+  return port;
+}
+
+/**
+ * Where an e2e server keeps its data: with TEST_DATABASE_URL a fresh database on that server,
+ * else a temporary data directory for the embedded PGlite. Reusable across restarts.
+ */
+export type ServerStorage = { env: Record<string, string>; destroy(): Promise<void> };
+
+export async function createServerStorage(): Promise<ServerStorage> {
+  if (TEST_DATABASE_URL) {
+    const db: TestDatabase = await createTestDatabase();
+    await db.close(); // the server process opens its own pool; keep the database itself
+    return {
+      env: { DATABASE_URL: db.url! },
+      destroy: () => db.destroy(),
+    };
+  }
+  const dir = mkdtempSync(join(tmpdir(), "warren-e2e-"));
+  return { env: { DATA_DIR: dir }, destroy: async () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export type RunningServer = {
+  url: string;
+  port: number;
+  proc: Subprocess<"ignore", "pipe", "pipe">;
+  /** Everything the process wrote, line by line (stdout JSON logs and stderr). */
+  output: string[];
+  /** Sends a signal and waits for the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number>;
+};
+
+export async function startServer(options: { storage: ServerStorage; env?: Record<string, string>; port?: number }): Promise<RunningServer> {
+  const port = options.port ?? freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? "",
+    HOME: process.env.HOME ?? "/tmp",
+    NODE_ENV: "production",
+    HOST: "127.0.0.1",
+    PORT: String(port),
+    PUBLIC_URL: url,
+    AUTH_SECRET: TEST_SECRET,
+    LOG_LEVEL: "info",
+    AUTH_RATE_LIMIT_MAX: "100000",
+    AUTH_SIGN_IN_RATE_LIMIT_MAX: "100000",
+    ...options.storage.env,
+    ...options.env,
+  };
+  const proc = Bun.spawn([process.execPath, "src/index.ts"], { cwd: ROOT, env, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+  const output: string[] = [];
+  // Reading the pipes to their end, so that stop() returns only once every line is in `output`.
+  const drained = Promise.all([collect(proc.stdout, output), collect(proc.stderr, output)]);
+  const server: RunningServer = {
+    url,
+    port,
+    proc,
+    output,
+    async stop(signal = "SIGTERM") {
+      if (proc.exitCode === null) proc.kill(signal);
+      const code = await proc.exited;
+      await drained;
+      return code;
+    },
+  };
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    if (proc.exitCode !== null) throw new Error(`server exited with ${proc.exitCode}:\n${output.join("\n")}`);
+    try {
+      const res = await fetch(`${url}/ready`);
+      if (res.status === 200) return server;
+    } catch {
+      // not listening yet
+    }
+    await Bun.sleep(100);
+  }
+  await server.stop("SIGKILL");
+  throw new Error(`server did not become ready:\n${output.join("\n")}`);
+}
+
+async function collect(stream: ReadableStream<Uint8Array>, into: string[]) {
+  const decoder = new TextDecoder();
+  let buffer = "";
+  const reader = stream.getReader();
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += decoder.decode(value, { stream: true });
+    const lines = buffer.split("\n");
+    buffer = lines.pop() ?? "";
+    into.push(...lines.filter(Boolean));
+  }
+  if (buffer) into.push(buffer);
+}

@@ -1,0 +1,230 @@
+import { describe, expect, test } from "bun:test";
+import { sql } from "drizzle-orm";
+import { createApp } from "../../src/app";
+import { openPostgres } from "../../src/database/client";
+import { memoryLogger, signUp, testConfig, useTestApp, json } from "../helpers/app";
+import { expectError } from "../helpers/expect";
+import { freePort } from "../helpers/server";
+
+const app = useTestApp({ env: { MAX_BODY_BYTES: "4096", TRUSTED_ORIGINS: "https://app.example.com" } });
+
+describe("health and readiness", () => {
+  test("/health answers without the database; /ready checks it and the migrations", async () => {
+    expect(await json(await app().request("/health"))).toEqual({ status: "ok" });
+    const ready = await json(await app().request("/ready"));
+    expect(ready.status).toBe("ready");
+    expect(ready.migrations.pending).toBe(0);
+    expect(ready.migrations.applied).toBe(ready.migrations.expected);
+    expect(ready.migrations.expected).toBeGreaterThanOrEqual(3);
+  });
+});
+
+describe("error envelope on every path", () => {
+  test("unknown routes are 404", async () => {
+    for (const path of ["/nope", "/api/nope", "/api/v2/me"]) {
+      const error = await expectError(await app().request(path), 404, "NOT_FOUND");
+      expect(error.message).toContain(path);
+    }
+  });
+
+  test("a wrong method is 405 with Allow", async () => {
+    const u = await signUp(app());
+    const res = await app().request("/api/v1/me", { method: "DELETE", token: u.token });
+    const error = await expectError(res, 405, "METHOD_NOT_ALLOWED");
+    expect(res.headers.get("allow")).toBe("GET, PATCH");
+    expect(error.details).toEqual({ allowed: ["GET", "PATCH"] });
+    const health = await app().request("/health", { method: "POST" });
+    await expectError(health, 405, "METHOD_NOT_ALLOWED");
+    expect(health.headers.get("allow")).toBe("GET");
+  });
+
+  test("an oversized body is 413, on the API and on the auth routes, and nothing is written", async () => {
+    const u = await signUp(app(), { name: "Before" });
+    const big = { name: "x".repeat(5000) };
+    await expectError(await app().request("/api/v1/me", { method: "PATCH", token: u.token, json: big }), 413, "PAYLOAD_TOO_LARGE");
+    expect((await json(await app().request("/api/v1/me", { token: u.token }))).name).toBe("Before");
+    const email = "big@example.com";
+    const signUpRes = await app().request("/api/auth/sign-up/email", {
+      method: "POST",
+      json: { email, password: "long enough password", name: "y".repeat(5000) },
+      headers: { origin: app().config.publicUrl },
+    });
+    await expectError(signUpRes, 413, "PAYLOAD_TOO_LARGE");
+    const signIn = await app().request("/api/auth/sign-in/email", {
+      method: "POST",
+      json: { email, password: "long enough password" },
+      headers: { origin: app().config.publicUrl },
+    });
+    expect(signIn.status).toBe(401);
+  });
+
+  test("an unexpected failure is 500 with no internals, logged, and the change is rolled back", async () => {
+    const u = await signUp(app(), { name: "Original" });
+    const db = app().database.db;
+    // A real fault, not a mock: the activity table disappears under the running app, so the
+    // profile update's activity insert fails inside its transaction.
+    await db.execute(sql`alter table activity_log rename to activity_log_gone`);
+    try {
+      const res = await app().request("/api/v1/me", { method: "PATCH", token: u.token, json: { name: "Changed" } });
+      const error = await expectError(res, 500, "INTERNAL");
+      expect(error.message).toBe("Internal error");
+      expect(error.details).toBeUndefined();
+      const logged = app().logLines.find((l) => l.includes(error.requestId) && l.includes("unhandled error"));
+      expect(logged).toContain("activity_log");
+    } finally {
+      await db.execute(sql`alter table activity_log_gone rename to activity_log`);
+    }
+    expect((await json(await app().request("/api/v1/me", { token: u.token }))).name).toBe("Original");
+  });
+});
+
+describe("request ids", () => {
+  test("generated when absent, honoured when sane, replaced when not", async () => {
+    const generated = (await app().request("/health")).headers.get("x-request-id")!;
+    expect(generated).toMatch(/^req_[0-9a-z]{26}$/);
+    const kept = await app().request("/health", { headers: { "x-request-id": "trace-abc_123" } });
+    expect(kept.headers.get("x-request-id")).toBe("trace-abc_123");
+    for (const bad of ["has spaces", "x".repeat(200), "<script>"]) {
+      const res = await app().request("/health", { headers: { "x-request-id": bad } });
+      expect(res.headers.get("x-request-id")).toMatch(/^req_/);
+    }
+  });
+});
+
+describe("secure headers and CORS", () => {
+  test("secure headers are set", async () => {
+    const res = await app().request("/health");
+    expect(res.headers.get("x-content-type-options")).toBe("nosniff");
+    expect(res.headers.get("x-frame-options")).toBe("SAMEORIGIN");
+    expect(res.headers.get("referrer-policy")).toBe("no-referrer");
+  });
+
+  test("only allowlisted origins get CORS with credentials; others are never reflected", async () => {
+    for (const path of ["/api/v1/me", "/api/auth/sign-in/email"]) {
+      const ok = await app().request(path, {
+        method: "OPTIONS",
+        headers: { origin: "https://app.example.com", "access-control-request-method": "POST", "access-control-request-headers": "content-type" },
+      });
+      expect(ok.status).toBe(204);
+      expect(ok.headers.get("access-control-allow-origin")).toBe("https://app.example.com");
+      expect(ok.headers.get("access-control-allow-credentials")).toBe("true");
+      const evil = await app().request(path, {
+        method: "OPTIONS",
+        headers: { origin: "https://evil.example.com", "access-control-request-method": "POST" },
+      });
+      expect(evil.headers.get("access-control-allow-origin")).toBeNull();
+    }
+    const u = await signUp(app());
+    const evilGet = await app().request("/api/v1/me", { token: u.token, headers: { origin: "https://evil.example.com" } });
+    expect(evilGet.headers.get("access-control-allow-origin")).toBeNull();
+    const okGet = await app().request("/api/v1/me", { token: u.token, headers: { origin: "https://app.example.com" } });
+    expect(okGet.headers.get("access-control-allow-origin")).toBe("https://app.example.com");
+    expect(okGet.headers.get("access-control-expose-headers")).toContain("set-auth-token");
+  });
+
+  test("Better Auth refuses a sign-in from an untrusted origin", async () => {
+    const u = await signUp(app());
+    const res = await app().request("/api/auth/sign-in/email", {
+      method: "POST",
+      json: { email: u.email, password: u.password },
+      headers: { origin: "https://evil.example.com", cookie: u.cookie },
+    });
+    expect(res.status).toBe(403);
+    expect(res.headers.get("set-auth-token")).toBeNull();
+  });
+});
+
+describe("OpenAPI", () => {
+  test("the document is generated from the route schemas and includes error responses", async () => {
+    const doc = await json(await app().request("/api/openapi.json"));
+    expect(doc.openapi).toBe("3.1.0");
+    expect(Object.keys(doc.paths)).toEqual(
+      expect.arrayContaining(["/health", "/ready", "/api/v1/me", "/api/v1/me/sessions", "/api/v1/me/sessions/{sessionId}"]),
+    );
+    expect(Object.keys(doc.paths["/api/v1/me"]).sort()).toEqual(["get", "patch"]);
+    const patch = doc.paths["/api/v1/me"].patch;
+    expect(patch.requestBody.content["application/json"].schema.$ref).toBe("#/components/schemas/ProfileUpdate");
+    for (const status of ["400", "401", "413", "429", "500", "503"]) {
+      expect(patch.responses[status].content["application/json"].schema.$ref).toBe("#/components/schemas/Error");
+    }
+    expect(doc.components.schemas.Error.properties.error.properties.code.enum).toContain("VALIDATION_FAILED");
+    expect(doc.components.securitySchemes.bearerAuth.scheme).toBe("bearer");
+    const sessions = doc.paths["/api/v1/me/sessions"].get.parameters.map((p: { name: string }) => p.name);
+    expect(sessions).toEqual(["limit", "cursor"]);
+  });
+
+  test("/api/docs renders the interactive reference", async () => {
+    const res = await app().request("/api/docs");
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toContain("text/html");
+    const html = await res.text();
+    expect(html).toContain("<title>Warren API</title>");
+    expect(html).toContain("/api/openapi.json");
+  });
+});
+
+describe("auth rate limiting", () => {
+  const limited = useTestApp({ env: { AUTH_SIGN_IN_RATE_LIMIT_MAX: "3", CLIENT_IP_HEADER: "x-forwarded-for" } });
+
+  test("sign-in attempts are limited per client address, stored in the database", async () => {
+    // The proxy appends the address it saw; whatever the client put before it is ignored.
+    let spoof = 0;
+    const attempt = (ip: string, extra: Record<string, string> = {}) =>
+      limited().request("/api/auth/sign-in/email", {
+        method: "POST",
+        json: { email: "victim@example.com", password: "guess-guess-guess" },
+        headers: { origin: limited().config.publicUrl, "x-forwarded-for": `10.0.0.${++spoof}, ${ip}`, ...extra },
+      });
+    for (let i = 0; i < 3; i++) expect((await attempt("203.0.113.7")).status).toBe(401);
+    const blocked = await attempt("203.0.113.7", { "x-warren-client-ip": "198.51.100.1" });
+    expect(blocked.status).toBe(429);
+    expect(Number(blocked.headers.get("x-retry-after"))).toBeGreaterThan(0);
+    // Another address has its own budget.
+    expect((await attempt("203.0.113.8")).status).toBe(401);
+    const rows = await limited().database.db.execute(sql`select count(*)::int as n from rate_limits`);
+    const n = Array.isArray(rows) ? rows[0].n : (rows as { rows: Array<{ n: number }> }).rows[0]!.n;
+    expect(n).toBeGreaterThanOrEqual(2);
+  });
+});
+
+describe("Better Auth endpoints that would return secrets", () => {
+  test("are switched off", async () => {
+    const u = await signUp(app());
+    for (const path of ["/api/auth/get-access-token", "/api/auth/refresh-token"]) {
+      const res = await app().request(path, {
+        method: "POST",
+        token: u.token,
+        json: { providerId: "github" },
+        headers: { origin: app().config.publicUrl },
+      });
+      expect(res.status).toBe(404);
+    }
+  });
+});
+
+describe("database unreachable", () => {
+  test("requests get 503 in the envelope and /health stays up", async () => {
+    // A server URL on a port where nothing listens: every query fails to connect.
+    const database = openPostgres(`postgres://warren@127.0.0.1:${freePort()}/warren`, 2);
+    const { logger } = memoryLogger();
+    const down = createApp({ config: testConfig(), database, logger });
+    try {
+      expect((await down.request("/health")).status).toBe(200);
+      await expectError(await down.request("/ready"), 503, "SERVICE_UNAVAILABLE");
+      // A correctly signed token (same secret), so the session lookup has to reach the database.
+      const { token } = await signUp(app());
+      const me = await down.request("/api/v1/me", { headers: { authorization: `Bearer ${token}` } });
+      const error = await expectError(me, 503, "SERVICE_UNAVAILABLE");
+      expect(me.headers.get("retry-after")).toBe("2");
+      expect(error.message).not.toContain("127.0.0.1");
+      const signIn = await down.request("/api/auth/sign-in/email", {
+        method: "POST",
+        headers: { "content-type": "application/json", origin: "http://localhost:3000" },
+        body: JSON.stringify({ email: "a@example.com", password: "password1234" }),
+      });
+      await expectError(signIn, 503, "SERVICE_UNAVAILABLE");
+    } finally {
+      await database.close();
+    }
+  });
+});
