@@ -1,0 +1,281 @@
+import { spawn } from "node:child_process";
+import { chownSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync } from "node:fs";
+import { constants } from "node:os";
+import { resolve } from "node:path";
+import type { AppliedLimits } from "../../db/schema";
+import type { Logger } from "../lib/logger";
+import { cgroupPids, removeCgroup, setupCgroup } from "./cgroups";
+import { DriverUnavailableError, type Availability, type OrchestratorDriver, type WorkloadFile, type WorkloadInfo, type WorkloadSpec } from "./driver";
+import { LocalStore, type LocalState } from "./local-store";
+import { assertSandboxId, resolveOpencodeBinary, validateFiles, sandboxEnv, SANDBOX_HOME, SANDBOX_WORKSPACE, waitForAgent } from "./opencode";
+import { childPidNamespace, freeLoopbackPort, isOurProcess, pidNamespace, pidsOfUid, processStartTime, signal, waitUntil } from "./processes";
+
+export { agentAuthHeader } from "./opencode";
+
+/**
+ * The local driver: each sandbox is a process tree under bubblewrap.
+ *
+ * Isolation it gives: own mount, pid, ipc, uts and cgroup namespaces; the host system read-only;
+ * /home, /root, /tmp, /var/tmp, /run, Warren's data directory and working directory hidden behind
+ * empty tmpfs mounts; its own home and workspace; no capabilities; a host uid of its own (so one
+ * sandbox cannot signal or read another's files, and RLIMIT_NPROC counts only its processes).
+ * What it does NOT give: a network namespace. The network is the host's, because the agent must
+ * be reachable on 127.0.0.1, so a workload can reach every host and loopback service (including
+ * other sandboxes' agent ports, which are password protected) and world-readable host files.
+ */
+
+export type LocalDriverOptions = {
+  dataDir: string;
+  opencodeBin?: string;
+  agentStartTimeoutMs: number;
+  uidBase: number;
+  openFilesLimit: number;
+  logMaxBytes: number;
+  logger: Logger;
+};
+
+const SCRATCH = ["/tmp", "/var/tmp"];
+const INSTALL = "apt-get install -y bubblewrap util-linux && bun install";
+
+// Constant scripts: every value reaches them as an argument, never spliced into the code.
+// The launcher joins the sandbox's cgroups before exec'ing, so no child is ever born outside them.
+const LAUNCH_SCRIPT = 'for f do shift; [ "$f" = -- ] && break; echo $$ > "$f" || exit 97; done; exec "$@"';
+// Time-stamps each output line inside the sandbox, so logs(since) works after a Warren restart.
+const PUMP_SCRIPT =
+  'set -o pipefail; "$@" 2>&1 | while IFS= read -r line || [ -n "$line" ]; do printf "%s %s\\n" "$EPOCHREALTIME" "$line"; done';
+
+export class LocalDriver implements OrchestratorDriver {
+  readonly name = "local" as const;
+  private readonly store: LocalStore;
+  private readonly dataDir: string;
+
+  constructor(private readonly options: LocalDriverOptions) {
+    this.dataDir = resolve(options.dataDir);
+    this.store = new LocalStore(resolve(this.dataDir, "sandboxes"));
+  }
+
+  async availability(): Promise<Availability> {
+    if (process.platform !== "linux") return { available: false, reason: "the local driver needs Linux", install: "use ORCHESTRATOR_DRIVER=docker" };
+    if (process.getuid?.() !== 0) {
+      return { available: false, reason: "the local driver runs each sandbox under its own uid and needs root", install: "run Warren as root or use ORCHESTRATOR_DRIVER=docker" };
+    }
+    for (const tool of ["bwrap", "prlimit", "setpriv", "bash"]) {
+      if (!Bun.which(tool)) return { available: false, reason: `${tool} is not installed`, install: INSTALL };
+    }
+    const bin = resolveOpencodeBinary(this.options.opencodeBin);
+    if ("problem" in bin) return { available: false, reason: bin.problem, install: "bun install" };
+    return { available: true };
+  }
+
+  async start(spec: WorkloadSpec): Promise<WorkloadInfo> {
+    assertSandboxId(spec.sandboxId);
+    validateFiles(spec.files);
+    const availability = await this.availability();
+    if (!availability.available) throw new DriverUnavailableError("local", availability.reason, availability.install);
+    const current = await this.inspect(spec.sandboxId);
+    if (current.state === "running") return current;
+    await this.stop(spec.sandboxId, { timeoutMs: 2_000 }); // sweeps leftovers of a crashed run
+
+    const id = spec.sandboxId;
+    const previous = this.store.read(id);
+    mkdirSync(this.store.dir(id), { recursive: true, mode: 0o700 });
+    const uid = previous?.uid ?? this.store.claimUid(this.options.uidBase, uidInUse);
+    for (const dir of [this.store.home(id), this.store.workspace(id)]) {
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      chownSync(dir, uid, uid);
+    }
+    const state: LocalState = { sandboxId: id, userId: spec.userId, uid, pid: null, pidStartTime: null, pidNs: null, port: null, startedAt: null, image: `local:${spec.flavorId}`, appliedLimits: null, exitCode: null };
+    this.store.write(state);
+    this.store.writeFiles(id, uid, spec.files);
+
+    const cgroup = setupCgroup(id, spec.limits);
+    state.appliedLimits = this.appliedLimits(spec, cgroup.applied, cgroup.problems);
+    state.port = await freeLoopbackPort();
+    const argv = this.launchArgv(spec, uid, state.port, cgroup.procsFiles, spec.limits.pidsLimit);
+
+    // The previous run's output stays readable as workload.log.1; one generation is enough.
+    if (existsSync(this.store.logFile(id))) renameSync(this.store.logFile(id), `${this.store.logFile(id)}.1`);
+    const logFd = openSync(this.store.logFile(id), "a", 0o600);
+    let exited = false;
+    try {
+      const child = spawn("sh", argv, { detached: true, stdio: ["ignore", logFd, logFd], env: sandboxEnv(spec) });
+      const pid = child.pid;
+      if (pid === undefined) throw new Error("could not launch the sandbox (spawn returned no pid)");
+      child.on("exit", (code, sig) => {
+        exited = true;
+        const latest = this.store.read(id);
+        if (latest?.pid === pid) this.store.write({ ...latest, exitCode: code ?? (sig ? 128 + (constants.signals[sig] ?? 0) : null) });
+      });
+      child.unref();
+      state.pid = pid;
+      state.pidStartTime = processStartTime(pid);
+      state.startedAt = new Date().toISOString();
+      this.store.write(state);
+    } finally {
+      closeSync(logFd);
+    }
+
+    const agentUrl = `http://127.0.0.1:${state.port}`;
+    const up = await waitForAgent(agentUrl, spec.agentPassword, this.options.agentStartTimeoutMs, () => !exited);
+    const latest = this.store.read(id) ?? state;
+    if (latest.pid === state.pid) this.store.write({ ...latest, pidNs: childPidNamespace(state.pid!) });
+    if (!up) {
+      const why = exited ? "exited during start-up" : `did not answer within ${this.options.agentStartTimeoutMs} ms`;
+      const tail = this.store.readLog(id, { tail: 20 }).join("\n");
+      await this.stop(id, { timeoutMs: 1_000 });
+      throw new Error(`sandbox ${id}: the agent ${why}; last output:\n${tail || "(none)"}`);
+    }
+    this.options.logger.info({ sandboxId: id, pid: state.pid, port: state.port, uid }, "local sandbox started");
+    return this.info(id, this.store.read(id) ?? state);
+  }
+
+  private launchArgv(spec: WorkloadSpec, uid: number, port: number, procsFiles: string[], nproc: number): string[] {
+    const bin = resolveOpencodeBinary(this.options.opencodeBin);
+    if ("problem" in bin) throw new DriverUnavailableError("local", bin.problem, "bun install");
+    const nofile = this.options.openFilesLimit;
+    return [
+      "-c", LAUNCH_SCRIPT, "warren-launch", ...procsFiles, "--",
+      "prlimit", `--nofile=${nofile}:${nofile}`, `--nproc=${nproc}:${nproc}`, "--core=0", "--",
+      "bwrap",
+      "--unshare-ipc", "--unshare-pid", "--unshare-uts", "--unshare-cgroup-try",
+      // The namespace's processes die with the outer bwrap, so killing its group leaves nothing.
+      "--die-with-parent",
+      "--hostname", "sandbox",
+      "--ro-bind", "/", "/",
+      // World-writable and sticky where the system expects a shared scratch directory.
+      ...this.masks().flatMap((path) => (SCRATCH.includes(path) ? ["--perms", "1777", "--tmpfs", path] : ["--tmpfs", path])),
+      "--dev", "/dev",
+      "--proc", "/proc",
+      "--bind", this.store.home(spec.sandboxId), SANDBOX_HOME,
+      "--bind", this.store.workspace(spec.sandboxId), SANDBOX_WORKSPACE,
+      "--perms", "0755", "--dir", "/run/warren",
+      "--ro-bind", bin.path, "/run/warren/opencode",
+      "--chdir", SANDBOX_WORKSPACE,
+      // Only to drop to the sandbox's uid just below; setpriv clears every capability after that.
+      "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID",
+      "--",
+      "setpriv", `--reuid=${uid}`, `--regid=${uid}`, "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--",
+      "bash", "-c", PUMP_SCRIPT, "warren-pump",
+      "/run/warren/opencode", "serve", "--port", String(port), "--hostname", "127.0.0.1",
+    ];
+  }
+
+  /** Host paths hidden inside the sandbox; nested ones are already covered by their parent. */
+  private masks(): string[] {
+    const wanted = ["/home", "/root", "/tmp", "/var/tmp", "/run", this.dataDir, process.cwd()]
+      .map((p) => resolve(p))
+      .filter((p) => p !== "/" && existsSync(p))
+      .sort((a, b) => a.length - b.length);
+    const masks: string[] = [];
+    for (const path of wanted) {
+      if (!masks.some((m) => path === m || path.startsWith(`${m}/`))) masks.push(path);
+    }
+    return masks;
+  }
+
+  private appliedLimits(spec: WorkloadSpec, cg: ReturnType<typeof setupCgroup>["applied"], problems: string[]): AppliedLimits {
+    const notes = [...problems];
+    if (cg.memory) notes.push(`memory: ${cg.memory}`);
+    else notes.push("memory: not applied (RLIMIT_AS cannot cap OpenCode, which reserves ~74 GB of address space)");
+    if (cg.cpu) notes.push(`cpu: ${cg.cpu}`);
+    else notes.push("cpu: not applied (needs a writable cpu cgroup)");
+    notes.push(`pids: RLIMIT_NPROC on the sandbox's own uid${cg.pids ? ` and ${cg.pids}` : ""}`);
+    notes.push(`open files: RLIMIT_NOFILE ${this.options.openFilesLimit}`);
+    notes.push("storage: not applied (no disk quota on a plain directory)");
+    return {
+      cpuCores: cg.cpu ? spec.limits.cpuCores : null,
+      memoryMb: cg.memory ? spec.limits.memoryMb : null,
+      pidsLimit: spec.limits.pidsLimit,
+      openFiles: this.options.openFilesLimit,
+      storageGb: null,
+      notes,
+    };
+  }
+
+  async stop(sandboxId: string, options: { timeoutMs?: number } = {}): Promise<void> {
+    assertSandboxId(sandboxId);
+    const state = this.store.read(sandboxId);
+    if (!state) return;
+    const timeoutMs = options.timeoutMs ?? 10_000;
+    const ours = state.pid !== null && state.pidStartTime !== null && isOurProcess(state.pid, state.pidStartTime);
+    // Everything the sandbox could have started: its launcher's group, its cgroups, and its uid's
+    // processes inside its own pid namespace (never another Warren's sandbox that got the same uid
+    // from another DATA_DIR). When bwrap's init dies, the kernel kills the rest of the namespace.
+    const inOurNs = (pid: number) => state.pidNs !== null && pidNamespace(pid) === state.pidNs;
+    const leftovers = () => [...new Set([...pidsOfUid(state.uid).filter(inOurNs), ...cgroupPids(sandboxId)])];
+    if (ours) signal(-state.pid!, "SIGTERM");
+    for (const pid of leftovers()) signal(pid, "SIGTERM");
+    const gone = () => !(ours && isOurProcess(state.pid!, state.pidStartTime!)) && leftovers().length === 0;
+    if (!(await waitUntil(gone, timeoutMs))) {
+      if (ours) signal(-state.pid!, "SIGKILL");
+      for (const pid of leftovers()) signal(pid, "SIGKILL");
+      if (!(await waitUntil(gone, 5_000))) throw new Error(`sandbox ${sandboxId}: processes survived SIGKILL: ${leftovers().join(", ")}`);
+    }
+    await removeCgroup(sandboxId);
+    const latest = this.store.read(sandboxId) ?? state;
+    if (latest.pid !== null) this.store.write({ ...latest, pid: null, pidStartTime: null, pidNs: null });
+  }
+
+  async remove(sandboxId: string): Promise<void> {
+    assertSandboxId(sandboxId);
+    const state = this.store.read(sandboxId);
+    await this.stop(sandboxId, { timeoutMs: 5_000 });
+    this.store.removeDir(sandboxId);
+    if (state) this.store.releaseUid(state.uid);
+  }
+
+  async inspect(sandboxId: string): Promise<WorkloadInfo> {
+    assertSandboxId(sandboxId);
+    const state = this.store.read(sandboxId);
+    if (!state) return { sandboxId, state: "missing", workloadId: null, agentUrl: null, image: null, appliedLimits: null, startedAt: null, exitCode: null };
+    this.store.boundLog(sandboxId, this.options.logMaxBytes);
+    return this.info(sandboxId, state);
+  }
+
+  private info(sandboxId: string, state: LocalState): WorkloadInfo {
+    const running = state.pid !== null && state.pidStartTime !== null && isOurProcess(state.pid, state.pidStartTime);
+    return {
+      sandboxId,
+      state: running ? "running" : "stopped",
+      workloadId: running ? String(state.pid) : null,
+      agentUrl: running && state.port ? `http://127.0.0.1:${state.port}` : null,
+      image: state.image,
+      appliedLimits: state.appliedLimits,
+      startedAt: running && state.startedAt ? new Date(state.startedAt) : null,
+      exitCode: running ? null : state.exitCode,
+    };
+  }
+
+  async listManaged(): Promise<WorkloadInfo[]> {
+    return Promise.all(this.store.ids().map((id) => this.inspect(id)));
+  }
+
+  async logs(sandboxId: string, options: { tail?: number; since?: Date } = {}): Promise<string[]> {
+    assertSandboxId(sandboxId);
+    this.store.boundLog(sandboxId, this.options.logMaxBytes);
+    return this.store.readLog(sandboxId, options);
+  }
+
+  async writeFiles(sandboxId: string, files: WorkloadFile[]): Promise<void> {
+    assertSandboxId(sandboxId);
+    const state = this.store.read(sandboxId);
+    if (!state) throw new Error(`sandbox ${sandboxId} has no workload`);
+    this.store.writeFiles(sandboxId, state.uid, files);
+  }
+
+  async close(): Promise<void> {}
+}
+
+/**
+ * A uid that belongs to an account, or that some process runs as (another Warren's sandbox, say),
+ * must never be handed to a sandbox: it would own that account's files and processes.
+ */
+function uidInUse(uid: number): boolean {
+  let accounts = "";
+  try {
+    accounts = readFileSync("/etc/passwd", "utf8");
+  } catch {
+    // No passwd file: only running processes can tell.
+  }
+  return accounts.split("\n").some((line) => line.split(":")[2] === String(uid)) || pidsOfUid(uid).length > 0;
+}

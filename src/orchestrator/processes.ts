@@ -1,0 +1,102 @@
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { createServer } from "node:net";
+
+/**
+ * /proc helpers for the local driver. A pid alone is not an identity: after a restart of Warren
+ * (or of the host) the number may belong to an unrelated process, so a workload is "ours" only
+ * while /proc/<pid>/stat still shows the start time recorded when it was launched.
+ */
+
+type Stat = { state: string; startTime: string };
+
+function readStat(pid: number): Stat | null {
+  try {
+    const raw = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // The command name (field 2) may contain spaces and parentheses: parse after the last ")".
+    const rest = raw.slice(raw.lastIndexOf(")") + 2).split(" ");
+    return { state: rest[0] ?? "", startTime: rest[19] ?? "" };
+  } catch {
+    return null;
+  }
+}
+
+/** Start time in clock ticks since boot (field 22 of /proc/<pid>/stat). */
+export function processStartTime(pid: number): string | null {
+  return readStat(pid)?.startTime ?? null;
+}
+
+/** Alive and the same process: zombies count as gone (nothing of them runs any more). */
+export function isOurProcess(pid: number, startTime: string): boolean {
+  const stat = readStat(pid);
+  return stat !== null && stat.state !== "Z" && stat.startTime === startTime;
+}
+
+export function isAlive(pid: number): boolean {
+  const stat = readStat(pid);
+  return stat !== null && stat.state !== "Z";
+}
+
+/** Live processes whose real uid is `uid`: each sandbox runs under a uid of its own. */
+export function pidsOfUid(uid: number): number[] {
+  const found: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const status = readFileSync(`/proc/${entry}/status`, "utf8");
+      const m = /^Uid:\s+(\d+)/m.exec(status);
+      if (m && Number(m[1]) === uid && isAlive(Number(entry))) found.push(Number(entry));
+    } catch {
+      // Exited while we looked.
+    }
+  }
+  return found;
+}
+
+/** e.g. "pid:[4026532301]": the pid namespace a process lives in. */
+export function pidNamespace(pid: number): string | null {
+  try {
+    return readlinkSync(`/proc/${pid}/ns/pid`);
+  } catch {
+    return null;
+  }
+}
+
+/** The pid namespace bwrap created: its first child (the sandbox's init) lives in it. */
+export function childPidNamespace(pid: number): string | null {
+  try {
+    const child = Number(readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/)[0]);
+    return child ? pidNamespace(child) : null;
+  } catch {
+    return null;
+  }
+}
+
+export function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // Already gone.
+  }
+}
+
+export async function waitUntil(check: () => boolean, timeoutMs: number, stepMs = 50): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (check()) return true;
+    if (Date.now() >= deadline) return false;
+    await Bun.sleep(stepMs);
+  }
+}
+
+/** A port the kernel reports free on 127.0.0.1 (the agent binds it a moment later). */
+export function freeLoopbackPort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      const port = typeof address === "object" && address ? address.port : 0;
+      server.close(() => resolvePort(port));
+    });
+  });
+}

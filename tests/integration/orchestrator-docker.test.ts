@@ -1,0 +1,156 @@
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import Docker from "dockerode";
+import { createDriver, type OrchestratorDriver, type WorkloadSpec } from "../../src/orchestrator";
+import { agentAuthHeader, DockerDriver } from "../../src/orchestrator/docker-driver";
+import { memoryLogger, testConfig } from "../helpers/app";
+import { buildSandboxImage, startDockerd, type TestDockerd } from "../helpers/dockerd";
+
+// A real dockerd of our own (tests/helpers/dockerd.ts) and the image built by
+// scripts/build-sandbox-image.sh: no mocks. Skipped, saying why, only when dockerd cannot start.
+setDefaultTimeout(240_000);
+
+const IMAGE = "warren/sandbox-bare:latest";
+const started = await startDockerd();
+const skipReason = "skip" in started ? started.skip : null;
+if (skipReason) console.error(`orchestrator-docker tests skipped: ${skipReason}`);
+const dockerd = skipReason ? null : (started as TestDockerd);
+
+let driver: OrchestratorDriver;
+let docker: Docker;
+const used: string[] = [];
+
+const newDriver = () =>
+  createDriver(testConfig({ ORCHESTRATOR_DRIVER: "docker", DOCKER_SOCKET: dockerd!.socket, SANDBOX_OPEN_FILES_LIMIT: "1500" }), memoryLogger().logger);
+
+function spec(sandboxId: string): WorkloadSpec {
+  used.push(sandboxId);
+  return {
+    sandboxId,
+    userId: "usr_test",
+    flavorId: "bare",
+    image: IMAGE,
+    limits: { cpuCores: 1, memoryMb: 1024, pidsLimit: 256, storageGb: 10 },
+    addons: [],
+    env: { GREETING: "hello" },
+    agentPassword: `pw-${Math.random().toString(36).slice(2)}`,
+    files: [{ path: ".config/opencode/opencode.json", content: "{}" }],
+    repositoryUrl: null,
+  };
+}
+
+const containerOf = (id: string) => docker.getContainer(DockerDriver.containerName(id)).inspect();
+
+beforeAll(async () => {
+  if (!dockerd) return;
+  docker = new Docker({ socketPath: dockerd.socket });
+  const t0 = performance.now();
+  buildSandboxImage(dockerd.socket, IMAGE);
+  console.error(`sandbox image ready in ${Math.round(performance.now() - t0)} ms`);
+  driver = newDriver();
+});
+
+afterAll(async () => {
+  if (!dockerd) return;
+  for (const id of used) await driver.remove(id).catch(() => {});
+  const left = await docker.listContainers({ all: true });
+  await dockerd.stop();
+  expect(left).toEqual([]);
+});
+
+describe.skipIf(skipReason !== null)("docker driver", () => {
+  const id = "sbx_docker_main";
+  const s = spec(id);
+
+  test("start: labelled container on the host network; the agent needs its password", async () => {
+    expect(await driver.availability()).toEqual({ available: true });
+    const t0 = performance.now();
+    const info = await driver.start(s);
+    console.error(`docker sandbox start: ${Math.round(performance.now() - t0)} ms`);
+    expect(info).toMatchObject({ sandboxId: id, state: "running", image: IMAGE, exitCode: null });
+    const ok = await fetch(`${info.agentUrl}/global/health`, { headers: { authorization: agentAuthHeader(s.agentPassword) } });
+    expect(ok.status).toBe(200);
+    expect((await fetch(`${info.agentUrl}/session`)).status).toBe(401);
+    expect((await fetch(`${info.agentUrl}/session`, { headers: { authorization: agentAuthHeader("nope") } })).status).toBe(401);
+
+    const c = await containerOf(id);
+    expect(c.Config.Labels).toMatchObject({ "warren.sandbox-id": id, "warren.user-id": "usr_test", "warren.managed": "true" });
+    expect(c.HostConfig.NetworkMode).toBe("host");
+    expect(c.Config.User).toBe("1000:1000");
+    expect(c.Config.Env).toContain(`OPENCODE_SERVER_PASSWORD=${s.agentPassword}`);
+    expect(c.Mounts.map((m) => [m.Type, m.Name, m.Destination])).toEqual([["volume", DockerDriver.volumeName(id), "/home"]]);
+    expect((await driver.start(s)).workloadId).toBe(info.workloadId);
+  });
+
+  test("the tier's limits are applied by the daemon and visible from the container's process", async () => {
+    const info = await driver.inspect(id);
+    expect(info.appliedLimits).toMatchObject({ cpuCores: 1, memoryMb: 1024, pidsLimit: 256, openFiles: 1500, storageGb: null });
+    const c = await containerOf(id);
+    expect(c.HostConfig).toMatchObject({ Memory: 1024 * 1024 * 1024, NanoCpus: 1e9, PidsLimit: 256 });
+    const pid = c.State.Pid;
+    // With Init the container's pid 1 is docker-init: the agent is its child, same limits.
+    expect(readFileSync(`/proc/${pid}/limits`, "utf8")).toMatch(/Max open files\s+1500\s+1500/);
+    const memPath = /:memory:(.*)$/m.exec(readFileSync(`/proc/${pid}/cgroup`, "utf8"))?.[1];
+    if (memPath && existsSync(`/sys/fs/cgroup/memory${memPath}/memory.limit_in_bytes`)) {
+      expect(readFileSync(`/sys/fs/cgroup/memory${memPath}/memory.limit_in_bytes`, "utf8").trim()).toBe(String(1024 ** 3));
+    }
+    const pidsPath = /:pids:(.*)$/m.exec(readFileSync(`/proc/${pid}/cgroup`, "utf8"))?.[1];
+    if (pidsPath && existsSync(`/sys/fs/cgroup/pids${pidsPath}/pids.max`)) {
+      expect(readFileSync(`/sys/fs/cgroup/pids${pidsPath}/pids.max`, "utf8").trim()).toBe("256");
+    }
+  });
+
+  test("files land in the volume, owned by the sandbox user, 0600; traversal is refused", async () => {
+    await driver.writeFiles(id, [{ path: ".local/share/opencode/auth.json", content: '{"k":"v"}' }]);
+    const root = `/proc/${(await containerOf(id)).State.Pid}/root`;
+    const auth = `${root}/home/sandbox/.local/share/opencode/auth.json`;
+    expect(readFileSync(auth, "utf8")).toBe('{"k":"v"}');
+    expect(statSync(auth).mode & 0o777).toBe(0o600);
+    expect(statSync(auth).uid).toBe(1000);
+    // Written before start (opencode itself then rewrites it, adding its "$schema" key).
+    expect(statSync(`${root}/home/sandbox/.config/opencode/opencode.json`).uid).toBe(1000);
+    for (const path of ["/etc/passwd", "../x", "a/../../x"]) {
+      await expect(driver.writeFiles(id, [{ path, content: "x" }])).rejects.toThrow(/unsafe file path/);
+    }
+  });
+
+  test("logs with tail and since", async () => {
+    const lines = await driver.logs(id);
+    expect(lines.some((l) => l.includes("opencode server listening on http://127.0.0.1:"))).toBe(true);
+    expect(await driver.logs(id, { tail: 1 })).toEqual(lines.slice(-1));
+    expect(await driver.logs(id, { since: new Date(Date.now() + 60_000) })).toEqual([]);
+  });
+
+  test("a second driver instance finds the workload; stop, start again keeps data; remove", async () => {
+    const again = newDriver();
+    const before = await driver.inspect(id);
+    expect(await again.inspect(id)).toMatchObject({ state: "running", workloadId: before.workloadId });
+    expect((await again.listManaged()).map((w) => [w.sandboxId, w.state])).toContainEqual([id, "running"]);
+
+    const pid = (await containerOf(id)).State.Pid;
+    writeFileSync(`/proc/${pid}/root/home/workspace/kept.txt`, "still here");
+    const t0 = performance.now();
+    await driver.stop(id, { timeoutMs: 10_000 });
+    console.error(`docker sandbox stop: ${Math.round(performance.now() - t0)} ms`);
+    expect(await driver.inspect(id)).toMatchObject({ state: "stopped", agentUrl: null });
+    expect(existsSync(`/proc/${pid}`)).toBe(false);
+    await driver.stop(id);
+
+    await driver.start(s);
+    const pid2 = (await containerOf(id)).State.Pid;
+    expect(readFileSync(`/proc/${pid2}/root/home/workspace/kept.txt`, "utf8")).toBe("still here");
+
+    await driver.remove(id);
+    expect(existsSync(`/proc/${pid2}`)).toBe(false);
+    expect((await driver.inspect(id)).state).toBe("missing");
+    expect((await docker.listVolumes()).Volumes ?? []).toEqual([]);
+    expect((await driver.listManaged()).map((w) => w.sandboxId)).not.toContain(id);
+    await driver.remove(id);
+  });
+
+  test("an image that is not there is a clear error", async () => {
+    await expect(driver.start({ ...spec("sbx_docker_noimage"), image: "warren/sandbox-nope:latest" })).rejects.toThrow(
+      /image warren\/sandbox-nope:latest is not on this Docker host/,
+    );
+  });
+});
