@@ -1,0 +1,45 @@
+import { hostname } from "node:os";
+import type { Config } from "../config";
+import type { Database } from "../database/client";
+import type { Logger } from "../lib/logger";
+import { startOperationWorker } from "../services/sandboxes/operation-worker";
+import { reconcile, stopIdleSandboxes } from "../services/sandboxes/reconcile";
+import type { SandboxRuntime } from "../services/sandboxes/runtime";
+import { startJobs } from "./scheduler";
+
+/**
+ * The sandbox background work of one Warren process: the operation worker (every instance runs
+ * one; SKIP LOCKED shares the queue) and the leader-elected jobs (one instance at a time): the
+ * reconciler, run once at start-up and then periodically, and the idle reaper.
+ */
+export function startSandboxBackground(opts: {
+  config: Config;
+  database: Database;
+  logger: Logger;
+  rt: SandboxRuntime & { attachWorker(w: { kick(): void }): void };
+}) {
+  const { config, database, logger, rt } = opts;
+  // Unique per process: a lease or a claim held by a dead process is recognisably not ours.
+  const holder = `${hostname()}:${process.pid}:${Date.now().toString(36)}`;
+  const worker = startOperationWorker(rt, { holder });
+  rt.attachWorker(worker);
+  const first = reconcile(rt).catch((err) => logger.warn({ err: { message: (err as Error).message } }, "start-up reconcile failed"));
+  const jobs = startJobs({
+    db: database.db,
+    logger,
+    holder,
+    now: rt.now,
+    jobs: [
+      { name: "sandbox-reconciler", intervalMs: config.sandboxes.reconcileIntervalMs, run: () => reconcile(rt) },
+      { name: "sandbox-idle-reaper", intervalMs: Math.min(config.sandboxes.reconcileIntervalMs, 60_000), run: () => stopIdleSandboxes(rt) },
+    ],
+  });
+  return {
+    async stop() {
+      await first;
+      await jobs.stop();
+      await worker.stop();
+      await rt.driver.close();
+    },
+  };
+}

@@ -1,0 +1,74 @@
+import { AppError } from "../errors";
+import { z } from "@hono/zod-openapi";
+import { authSecurity, createRouter, errorResponses } from "../lib/openapi";
+import { agentAuthHeader } from "../orchestrator/opencode";
+import { touchSandbox } from "../services/sandboxes/manage";
+import { findOwned } from "../services/sandboxes/queries";
+import type { SandboxRuntime } from "../services/sandboxes/runtime";
+import { agentPassword } from "../services/sandboxes/worker";
+
+// Hop-by-hop headers (RFC 9110 §7.6.1) and the caller's own credentials never travel upstream:
+// the agent gets Warren's basic-auth header instead, and never sees the user's session.
+const DROP_REQUEST = ["host", "connection", "keep-alive", "transfer-encoding", "upgrade", "te", "trailer", "proxy-authorization", "authorization", "cookie", "content-length", "origin"];
+const DROP_RESPONSE = ["connection", "keep-alive", "transfer-encoding", "upgrade", "trailer", "www-authenticate", "set-cookie", "content-length", "content-encoding"];
+
+/**
+ * /api/v1/sandboxes/:id/agent/* — an authenticated reverse proxy to the sandbox's OpenCode
+ * server, for every method, with streamed bodies (its SSE event stream included). Only the owner
+ * reaches it (requireUser + findOwned); a sandbox that is not running answers 409.
+ */
+export function agentProxyRoutes(rt: SandboxRuntime) {
+  const router = createRouter();
+  // A wildcard proxy is not a typed route; it is documented by hand so that it is not invisible.
+  for (const method of ["get", "post", "put", "patch", "delete"] as const) {
+    router.openAPIRegistry.registerPath({
+      method,
+      path: "/sandboxes/{id}/agent/{path}",
+      tags: ["Sandboxes"],
+      summary: "Proxy to the sandbox's OpenCode server (its own API: sessions, messages, /event SSE stream)",
+      security: authSecurity,
+      request: {
+        params: z.object({
+          id: z.string().openapi({ param: { name: "id", in: "path" } }),
+          path: z.string().openapi({ param: { name: "path", in: "path" }, description: "Any OpenCode API path, e.g. session" }),
+        }),
+      },
+      responses: { 200: { description: "OpenCode's own response, streamed" }, ...errorResponses(404, 409) },
+    });
+  }
+  return router.all("/sandboxes/:id/agent/*", async (c) => {
+    const scope = c.get("scope");
+    const row = await findOwned(scope.db, scope, c.req.param("id"));
+    if (row.status !== "running") {
+      throw new AppError("INVALID_STATE", `The sandbox is ${row.status}; start it to reach its agent`, { status: row.status });
+    }
+    const info = await rt.driver.inspect(row.id);
+    const password = agentPassword(rt, row);
+    if (info.state !== "running" || !info.agentUrl || !password) {
+      throw new AppError("INVALID_STATE", "The sandbox's agent is not running", { status: row.status });
+    }
+    const url = new URL(c.req.url);
+    const prefix = `/api/v1/sandboxes/${row.id}/agent`;
+    const target = new URL(url.pathname.slice(prefix.length) || "/", info.agentUrl);
+    target.search = url.search;
+
+    const headers = new Headers(c.req.raw.headers);
+    for (const h of DROP_REQUEST) headers.delete(h);
+    headers.set("authorization", agentAuthHeader(password));
+    const method = c.req.method;
+    const upstream = await fetch(target, {
+      method,
+      headers,
+      body: method === "GET" || method === "HEAD" ? undefined : c.req.raw.body,
+      redirect: "manual",
+      // Abort the upstream call when the client goes away (long SSE streams included).
+      signal: c.req.raw.signal,
+      // @ts-expect-error Bun streams request bodies with duplex "half" like Node's undici
+      duplex: "half",
+    });
+    void touchSandbox(scope, row.id);
+    const out = new Headers(upstream.headers);
+    for (const h of DROP_RESPONSE) out.delete(h);
+    return new Response(upstream.body, { status: upstream.status, statusText: upstream.statusText, headers: out });
+  });
+}

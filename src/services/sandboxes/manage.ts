@@ -1,0 +1,116 @@
+import { and, desc, eq, ilike, inArray, sql } from "drizzle-orm";
+import { sandboxAddons, sandboxes } from "../../../db/schema";
+import type { ServiceContext } from "../../context";
+import { ts } from "../../database/client";
+import { AppError, notFound } from "../../errors";
+import { afterCursor, toPage } from "../../lib/pagination";
+import { recordActivity } from "../activity/record";
+import { resolveSelection } from "../catalog/catalog";
+import { addonIdsOf, findOwned, viewOf } from "./queries";
+import { RECONFIGURABLE, type SandboxStatus } from "./state-machine";
+import { sandboxView } from "./view";
+
+export async function listSandboxes(
+  ctx: ServiceContext,
+  q: { limit: number; cursor?: string | undefined; status?: SandboxStatus | undefined; q?: string | undefined },
+) {
+  const rows = await ctx.db
+    .select()
+    .from(sandboxes)
+    .where(
+      and(
+        eq(sandboxes.userId, ctx.userId),
+        q.status ? eq(sandboxes.status, q.status) : undefined,
+        q.q ? ilike(sandboxes.name, `%${q.q.replace(/[\\%_]/g, (m) => `\\${m}`)}%`) : undefined,
+        afterCursor(q.cursor, sandboxes),
+      ),
+    )
+    .orderBy(desc(sandboxes.createdAt), desc(sandboxes.id))
+    .limit(q.limit + 1);
+  const page = rows.slice(0, q.limit);
+  const addons = await addonIdsOf(
+    ctx.db,
+    page.map((r) => r.id),
+  );
+  return toPage(rows, q.limit, (r) => sandboxView(r, addons.get(r.id) ?? []));
+}
+
+export async function getSandbox(ctx: ServiceContext, id: string) {
+  return viewOf(ctx.db, await findOwned(ctx.db, ctx, id));
+}
+
+export type UpdateSandboxInput = {
+  name?: string | undefined;
+  description?: string | undefined;
+  resourceTierId?: string | undefined;
+  flavorId?: string | undefined;
+  addonIds?: string[] | undefined;
+  idleTimeoutMinutes?: number | undefined;
+};
+
+/** Name, description and idle timeout change any time; tier, flavor and add-ons only while stopped. */
+export async function updateSandbox(ctx: ServiceContext, id: string, input: UpdateSandboxInput) {
+  const reshapes = input.resourceTierId !== undefined || input.flavorId !== undefined || input.addonIds !== undefined;
+  const row = await ctx.db.transaction(async (tx) => {
+    const [current] = await tx
+      .select()
+      .from(sandboxes)
+      .where(and(eq(sandboxes.id, id), eq(sandboxes.userId, ctx.userId)))
+      .for("update");
+    if (!current) throw notFound("Sandbox", id);
+    const changes: Partial<typeof sandboxes.$inferInsert> = { updatedAt: ctx.now() };
+    if (reshapes) {
+      if (!RECONFIGURABLE.includes(current.status)) {
+        throw new AppError("INVALID_STATE", `Stop the sandbox to change its tier, flavor or add-ons (it is ${current.status})`, {
+          status: current.status,
+        });
+      }
+      const currentAddons = (await addonIdsOf(tx, [id])).get(id) ?? [];
+      const selection = await resolveSelection(tx, {
+        tierId: input.resourceTierId ?? current.resourceTierId,
+        flavorId: input.flavorId ?? current.flavorId,
+        addonIds: input.addonIds ?? currentAddons,
+      });
+      changes.resourceTierId = selection.tier.id;
+      changes.flavorId = selection.flavor.id;
+      changes.image = selection.flavor.image;
+      if (input.addonIds !== undefined) {
+        await tx.delete(sandboxAddons).where(eq(sandboxAddons.sandboxId, id));
+        if (selection.addons.length) {
+          await tx.insert(sandboxAddons).values(selection.addons.map((a) => ({ sandboxId: id, addonId: a.id })));
+        }
+      }
+    }
+    if (input.name !== undefined) changes.name = input.name;
+    if (input.description !== undefined) changes.description = input.description;
+    if (input.idleTimeoutMinutes !== undefined) changes.idleTimeoutMinutes = input.idleTimeoutMinutes;
+    const [updated] = await tx
+      .update(sandboxes)
+      .set({ ...changes, version: sql`${sandboxes.version} + 1` })
+      .where(eq(sandboxes.id, id))
+      .returning();
+    await recordActivity(tx, ctx, {
+      action: "sandbox.update",
+      entityType: "sandbox",
+      entityId: id,
+      metadata: { fields: Object.keys(input).filter((k) => input[k as keyof UpdateSandboxInput] !== undefined) },
+    });
+    return updated!;
+  });
+  return viewOf(ctx.db, row);
+}
+
+/** Marks API use of a sandbox (throttled), which postpones its idle stop. */
+export async function touchSandbox(ctx: Pick<ServiceContext, "db" | "now">, id: string) {
+  const now = ctx.now();
+  await ctx.db
+    .update(sandboxes)
+    .set({ lastActivityAt: now })
+    .where(
+      and(
+        eq(sandboxes.id, id),
+        inArray(sandboxes.status, ["running"]),
+        sql`(${sandboxes.lastActivityAt} is null or ${sandboxes.lastActivityAt} < ${ts(new Date(now.getTime() - 30_000))})`,
+      ),
+    );
+}

@@ -1,0 +1,105 @@
+import { and, eq, inArray, sql } from "drizzle-orm";
+import { sandboxes, sandboxOperations } from "../../../db/schema";
+import type { ServiceContext } from "../../context";
+import { AppError, notFound } from "../../errors";
+import { newId } from "../../lib/ids";
+import { recordActivity } from "../activity/record";
+import { assertRunningQuota, lockUserQuota } from "./create-sandbox";
+import type { SandboxRuntime } from "./runtime";
+import { RULES, type Action } from "./state-machine";
+import { viewOf } from "./queries";
+
+let availabilityCache: { at: number; value: Awaited<ReturnType<SandboxRuntime["driver"]["availability"]>> } | undefined;
+
+/** Starting needs a working driver; say what to install instead of queueing a doomed start. */
+async function assertDriverAvailable(rt: SandboxRuntime) {
+  const now = Date.now();
+  if (!availabilityCache || now - availabilityCache.at > 5000) {
+    availabilityCache = { at: now, value: await rt.driver.availability() };
+  }
+  const a = availabilityCache.value;
+  if (!a.available) {
+    throw new AppError("SERVICE_UNAVAILABLE", `The ${rt.driver.name} sandbox driver is unavailable: ${a.reason}`, {
+      driver: rt.driver.name,
+      reason: a.reason,
+      install: a.install,
+    });
+  }
+}
+
+/**
+ * A lifecycle request: one guarded UPDATE moves the sandbox into the transitional status only
+ * from an allowed status, so concurrent requests serialise on the row and exactly one of them
+ * wins; the others get 409 INVALID_STATE with the status they found. The operation that the
+ * worker will carry out and the activity entry are written in the same transaction.
+ */
+export async function requestTransition(
+  ctx: ServiceContext,
+  rt: SandboxRuntime,
+  sandboxId: string,
+  action: Action,
+  reason = "user",
+) {
+  if (action === "start" || action === "restart") await assertDriverAvailable(rt);
+  const rule = RULES[action];
+  const row = await ctx.db.transaction(async (tx) => {
+    if (action === "start") await lockUserQuota(tx, ctx.userId);
+    const [current] = await tx
+      .select({ status: sandboxes.status })
+      .from(sandboxes)
+      .where(and(eq(sandboxes.id, sandboxId), eq(sandboxes.userId, ctx.userId)))
+      .for("update");
+    if (!current) throw notFound("Sandbox", sandboxId);
+    // Deleting is idempotent: asking again while it is under way changes nothing.
+    if (action === "delete" && current.status === "deleting") return null;
+    if (!rule.from.includes(current.status)) {
+      throw new AppError("INVALID_STATE", `Cannot ${action} a sandbox that is ${current.status}`, {
+        status: current.status,
+        action,
+        allowedFrom: rule.from,
+      });
+    }
+    if (action === "start") await assertRunningQuota(tx, ctx, rt);
+    const now = ctx.now();
+    const [updated] = await tx
+      .update(sandboxes)
+      .set({
+        status: rule.to,
+        desiredStatus: rule.desired,
+        statusReason: reason,
+        errorMessage: action === "start" || action === "restart" ? null : sql`${sandboxes.errorMessage}`,
+        transitionStartedAt: now,
+        version: sql`${sandboxes.version} + 1`,
+        updatedAt: now,
+      })
+      .where(and(eq(sandboxes.id, sandboxId), inArray(sandboxes.status, rule.from)))
+      .returning();
+    await tx.insert(sandboxOperations).values({
+      id: newId("sandboxOperation"),
+      sandboxId,
+      userId: ctx.userId,
+      kind: action,
+      reason,
+      requestId: ctx.requestId,
+      runAfter: now,
+    });
+    await recordActivity(tx, ctx, {
+      action: `sandbox.${action}`,
+      entityType: "sandbox",
+      entityId: sandboxId,
+      reason,
+    });
+    return updated!;
+  });
+  rt.kick();
+  return viewOf(ctx.db, row ?? (await findCurrent(ctx, sandboxId)));
+}
+
+async function findCurrent(ctx: ServiceContext, sandboxId: string) {
+  const [row] = await ctx.db
+    .select()
+    .from(sandboxes)
+    .where(and(eq(sandboxes.id, sandboxId), eq(sandboxes.userId, ctx.userId)));
+  if (!row) throw notFound("Sandbox", sandboxId);
+  return row;
+}

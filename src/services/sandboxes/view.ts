@@ -1,0 +1,48 @@
+import type { AppliedLimits } from "../../../db/schema";
+import { sandboxes } from "../../../db/schema";
+
+export type SandboxRow = typeof sandboxes.$inferSelect;
+
+const iso = (d: Date | null) => (d ? d.toISOString() : null);
+
+/** When the idle timeout will stop a running sandbox, or null when it is not running. */
+export function expiresAt(row: SandboxRow): Date | null {
+  if (row.status !== "running" || row.idleTimeoutMinutes <= 0) return null;
+  const last = row.lastActivityAt ?? row.startedAt ?? row.updatedAt;
+  return new Date(last.getTime() + row.idleTimeoutMinutes * 60_000);
+}
+
+/**
+ * The sandbox as users see it. The agent is reached only through Warren's authenticated proxy:
+ * no raw port, no password, and environment values (which may be tokens) are not echoed.
+ */
+export function sandboxView(row: SandboxRow, addonIds: string[]) {
+  return {
+    id: row.id,
+    name: row.name,
+    slug: row.slug,
+    description: row.description,
+    repositoryUrl: row.repositoryUrl,
+    resourceTierId: row.resourceTierId,
+    flavorId: row.flavorId,
+    addonIds,
+    envNames: Object.keys(row.env).sort(),
+    idleTimeoutMinutes: row.idleTimeoutMinutes,
+    autoStart: row.autoStart,
+    status: row.status,
+    desiredStatus: row.desiredStatus,
+    statusReason: row.statusReason,
+    errorMessage: row.errorMessage,
+    image: row.image,
+    limits: (row.appliedLimits ?? null) as AppliedLimits | null,
+    agentEndpoint: `/api/v1/sandboxes/${row.id}/agent`,
+    lastActivityAt: iso(row.lastActivityAt),
+    expiresAt: iso(expiresAt(row)),
+    startedAt: iso(row.startedAt),
+    stoppedAt: iso(row.stoppedAt),
+    createdAt: row.createdAt.toISOString(),
+    updatedAt: row.updatedAt.toISOString(),
+  };
+}
+
+export type SandboxView = ReturnType<typeof sandboxView>;

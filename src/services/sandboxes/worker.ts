@@ -1,0 +1,211 @@
+import { randomBytes } from "node:crypto";
+import { and, eq, inArray, sql } from "drizzle-orm";
+import { containerAddons, resourceTiers, sandboxAddons, sandboxes, sandboxOperations } from "../../../db/schema";
+import type { ServiceContext } from "../../context";
+import { decryptValue, encryptValue } from "../../crypto/envelope";
+import { queryRows, ts } from "../../database/client";
+import { isDatabaseUnavailable } from "../../errors";
+import type { WorkloadInfo, WorkloadSpec } from "../../orchestrator/driver";
+import { recordActivity } from "../activity/record";
+import type { SandboxRuntime } from "./runtime";
+import type { SandboxRow } from "./view";
+
+type Operation = typeof sandboxOperations.$inferSelect;
+
+/** A claimed operation is someone's for this long; after it the reconciler may hand it on. */
+export const CLAIM_MS = 5 * 60_000;
+
+export function systemContext(rt: SandboxRuntime, userId: string, requestId: string | null = null): ServiceContext {
+  return {
+    db: rt.db,
+    actor: "system",
+    userId,
+    requestId,
+    ipAddress: null,
+    userAgent: null,
+    logger: rt.logger,
+    now: rt.now,
+  };
+}
+
+const agentSecretBinding = (row: Pick<SandboxRow, "id" | "userId">) => ({
+  purpose: "sandbox.agent_password",
+  userId: row.userId,
+  providerId: "",
+  rowId: row.id,
+});
+
+/** The agent server password of a running sandbox, for the proxy. */
+export function agentPassword(rt: SandboxRuntime, row: SandboxRow): string | null {
+  return row.agentSecret ? decryptValue(rt.keyring, row.agentSecret, agentSecretBinding(row)) : null;
+}
+
+/**
+ * Claims the next operation: the oldest pending one of its sandbox (so a sandbox's operations
+ * run one at a time, in order), skipping rows other workers hold (FOR UPDATE SKIP LOCKED), which
+ * is what lets several Warren instances share the queue.
+ */
+export async function claimOperation(rt: SandboxRuntime, holder: string): Promise<Operation | null> {
+  const now = rt.now();
+  const rows = await queryRows<{ id: string }>(
+    rt.db,
+    sql`update sandbox_operations set status = 'running', claimed_by = ${holder},
+          claimed_until = ${ts(new Date(now.getTime() + CLAIM_MS))}, attempts = attempts + 1, updated_at = ${ts(now)}
+        where id = (
+          select o.id from sandbox_operations o
+          where o.status = 'queued' and o.run_after <= ${ts(now)}
+            and o.id = (select x.id from sandbox_operations x
+                        where x.sandbox_id = o.sandbox_id and x.status in ('queued', 'running')
+                        order by x.created_at, x.id limit 1)
+          order by o.run_after, o.created_at
+          limit 1
+          for update skip locked)
+        returning id`,
+  );
+  const id = rows[0]?.id;
+  if (!id) return null;
+  const [op] = await rt.db.select().from(sandboxOperations).where(eq(sandboxOperations.id, id));
+  return op ?? null;
+}
+
+async function buildSpec(rt: SandboxRuntime, row: SandboxRow, password: string): Promise<WorkloadSpec> {
+  const [tier] = await rt.db.select().from(resourceTiers).where(eq(resourceTiers.id, row.resourceTierId));
+  const addons = await rt.db
+    .select({ id: containerAddons.id, port: containerAddons.port })
+    .from(sandboxAddons)
+    .innerJoin(containerAddons, eq(containerAddons.id, sandboxAddons.addonId))
+    .where(eq(sandboxAddons.sandboxId, row.id));
+  return {
+    sandboxId: row.id,
+    userId: row.userId,
+    flavorId: row.flavorId,
+    image: row.image ?? "",
+    limits: { cpuCores: tier!.cpuCores, memoryMb: tier!.memoryMb, pidsLimit: tier!.pidsLimit, storageGb: tier!.storageGb },
+    addons,
+    env: row.env,
+    agentPassword: password,
+    files: await rt.workloadFiles(row.userId, row.id),
+    repositoryUrl: row.repositoryUrl,
+  };
+}
+
+async function startWorkload(rt: SandboxRuntime, row: SandboxRow): Promise<WorkloadInfo> {
+  // A fresh password for every start: nothing outlives the workload that used it.
+  const password = randomBytes(24).toString("base64url");
+  await rt.db
+    .update(sandboxes)
+    .set({ agentSecret: encryptValue(rt.keyring, password, agentSecretBinding(row)) })
+    .where(eq(sandboxes.id, row.id));
+  return rt.driver.start(await buildSpec(rt, row, password));
+}
+
+/** Settles the sandbox after the driver call, only if no newer request moved it meanwhile. */
+async function settle(rt: SandboxRuntime, op: Operation, row: SandboxRow, outcome: "running" | "stopped", info?: WorkloadInfo) {
+  const ctx = systemContext(rt, row.userId, op.requestId);
+  await rt.db.transaction(async (tx) => {
+    const now = rt.now();
+    // A newer request (stop or delete during a start) owns the status now; its operation follows.
+    const expected = outcome === "running" ? ["starting"] : ["stopping"];
+    const [updated] = await tx
+      .update(sandboxes)
+      .set(
+        outcome === "running"
+          ? {
+              status: "running",
+              statusReason: op.reason ?? "user",
+              errorMessage: null,
+              driver: rt.driver.name,
+              workloadId: info?.workloadId ?? null,
+              image: info?.image ?? row.image,
+              appliedLimits: info?.appliedLimits ?? null,
+              startedAt: now,
+              lastActivityAt: now,
+              transitionStartedAt: null,
+              version: sql`${sandboxes.version} + 1`,
+            }
+          : {
+              status: "stopped",
+              statusReason: op.reason ?? "user",
+              agentSecret: null,
+              stoppedAt: now,
+              transitionStartedAt: null,
+              version: sql`${sandboxes.version} + 1`,
+            },
+      )
+      .where(and(eq(sandboxes.id, row.id), inArray(sandboxes.status, expected as SandboxRow["status"][])))
+      .returning({ id: sandboxes.id });
+    await tx.update(sandboxOperations).set({ status: "succeeded", error: null }).where(eq(sandboxOperations.id, op.id));
+    if (updated) {
+      await recordActivity(tx, ctx, {
+        action: outcome === "running" ? "sandbox.running" : "sandbox.stopped",
+        entityType: "sandbox",
+        entityId: row.id,
+        reason: op.reason ?? undefined,
+      });
+    }
+  });
+}
+
+async function fail(rt: SandboxRuntime, op: Operation, row: SandboxRow, error: unknown) {
+  const message = error instanceof Error ? error.message : String(error);
+  rt.logger.warn({ sandboxId: row.id, op: op.kind, err: { message } }, "sandbox operation failed");
+  const ctx = systemContext(rt, row.userId, op.requestId);
+  await rt.db.transaction(async (tx) => {
+    await tx
+      .update(sandboxes)
+      .set({
+        status: "error",
+        statusReason: "error",
+        errorMessage: message.slice(0, 2000),
+        transitionStartedAt: null,
+        version: sql`${sandboxes.version} + 1`,
+      })
+      .where(and(eq(sandboxes.id, row.id), inArray(sandboxes.status, ["starting", "stopping"])));
+    await tx
+      .update(sandboxOperations)
+      .set({ status: "failed", error: message.slice(0, 2000) })
+      .where(eq(sandboxOperations.id, op.id));
+    await recordActivity(tx, ctx, {
+      action: "sandbox.failed",
+      entityType: "sandbox",
+      entityId: row.id,
+      reason: op.kind,
+      metadata: { error: message.slice(0, 500) },
+    });
+  });
+}
+
+/** Carries out one claimed operation against the orchestrator and records the outcome. */
+export async function runOperation(rt: SandboxRuntime, op: Operation): Promise<void> {
+  const [row] = await rt.db.select().from(sandboxes).where(eq(sandboxes.id, op.sandboxId));
+  if (!row) {
+    await rt.db.update(sandboxOperations).set({ status: "succeeded" }).where(eq(sandboxOperations.id, op.id));
+    return;
+  }
+  try {
+    if (op.kind === "delete") {
+      await rt.driver.remove(row.id);
+      await rt.db.transaction(async (tx) => {
+        await recordActivity(tx, systemContext(rt, row.userId, op.requestId), {
+          action: "sandbox.deleted",
+          entityType: "sandbox",
+          entityId: row.id,
+        });
+        // The operation rows cascade away with the sandbox.
+        await tx.delete(sandboxes).where(eq(sandboxes.id, row.id));
+      });
+      return;
+    }
+    if (op.kind === "stop" || op.kind === "restart") await rt.driver.stop(row.id);
+    if (op.kind === "stop") return await settle(rt, op, row, "stopped");
+    if (op.kind === "restart") {
+      await rt.db.update(sandboxes).set({ status: "starting" }).where(and(eq(sandboxes.id, row.id), eq(sandboxes.status, "stopping")));
+    }
+    const info = await startWorkload(rt, row);
+    await settle(rt, op, row, "running", info);
+  } catch (error) {
+    // A database outage mid-operation: leave the claim to lapse so the operation is retried.
+    if (isDatabaseUnavailable(error)) throw error;
+    await fail(rt, op, row, error);
+  }
+}

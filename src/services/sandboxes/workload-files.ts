@@ -1,0 +1,90 @@
+import { and, eq } from "drizzle-orm";
+import { sandboxes } from "../../../db/schema";
+import type { Keyring } from "../../crypto/keyring";
+import type { Db } from "../../database/client";
+import type { Logger } from "../../lib/logger";
+import type { WorkloadFile } from "../../orchestrator/driver";
+import { OPENCODE_CONFIG_DIR, loadAgentConfigFiles } from "../agent-config/render";
+import { credentialsForSandbox } from "../credentials/sandbox-credentials";
+import type { SandboxConfigApplier } from "../agent-config/apply";
+import type { SandboxCredentialsHook } from "../credentials/types";
+import type { ServiceContext } from "../../context";
+import type { OrchestratorDriver } from "../../orchestrator/driver";
+
+/** Where OpenCode reads provider credentials ($XDG_DATA_HOME/opencode/auth.json). */
+export const AUTH_JSON_PATH = ".local/share/opencode/auth.json";
+const OPENCODE_JSON_PATH = `${OPENCODE_CONFIG_DIR}/opencode.json`;
+
+type Deps = { db: Db; keyring: Keyring; logger: Logger; now: () => Date };
+
+const systemCtx = (deps: Deps, userId: string): ServiceContext => ({
+  db: deps.db,
+  actor: "system",
+  userId,
+  requestId: null,
+  ipAddress: null,
+  userAgent: null,
+  logger: deps.logger,
+  now: deps.now,
+});
+
+/**
+ * The files a sandbox's agent starts with, in OpenCode's own formats: the owner's configuration
+ * (opencode.json, AGENTS.md, agents, commands, tools, plugins) and their credentials (auth.json,
+ * plus custom providers merged into opencode.json). Written into the sandbox home with mode
+ * 0600; never part of a response or a log.
+ */
+export function workloadFilesLoader(deps: Deps) {
+  return async (userId: string, sandboxId: string): Promise<WorkloadFile[]> => {
+    const files = await loadAgentConfigFiles(deps.db, userId);
+    const creds = await credentialsForSandbox(systemCtx(deps, userId), deps.keyring, sandboxId);
+    const config = files.find((f) => f.path === OPENCODE_JSON_PATH);
+    if (config && Object.keys(creds.config.provider).length > 0) {
+      const parsed = JSON.parse(config.content) as { provider?: Record<string, unknown> };
+      parsed.provider = { ...(parsed.provider ?? {}), ...creds.config.provider };
+      config.content = `${JSON.stringify(parsed, null, 2)}\n`;
+    }
+    return [...files, { path: AUTH_JSON_PATH, content: `${JSON.stringify(creds.authJson, null, 2)}\n`, mode: 0o600 }];
+  };
+}
+
+async function runningSandboxes(db: Db, userId: string) {
+  return db
+    .select({ id: sandboxes.id })
+    .from(sandboxes)
+    .where(and(eq(sandboxes.userId, userId), eq(sandboxes.status, "running")));
+}
+
+/**
+ * Pushes a user's changed configuration or credentials into their running sandboxes by
+ * rewriting the files in place. OpenCode reads them when it starts, so the sandboxes are also
+ * reported as needing a restart for the change to take full effect.
+ */
+export function sandboxHooks(deps: Deps & { driver: OrchestratorDriver }): {
+  config: SandboxConfigApplier;
+  credentials: SandboxCredentialsHook;
+} {
+  const load = workloadFilesLoader(deps);
+  const push = async (userId: string) => {
+    const written: string[] = [];
+    for (const { id } of await runningSandboxes(deps.db, userId)) {
+      await deps.driver.writeFiles(id, await load(userId, id));
+      written.push(id);
+    }
+    return written;
+  };
+  return {
+    config: {
+      async applyAgentConfig(ctx) {
+        const written = await push(ctx.userId);
+        return { applied: written, restartRequired: written };
+      },
+    },
+    credentials: {
+      async credentialsChanged(ctx) {
+        const written = await push(ctx.userId);
+        return { refreshed: written, restartRequired: written };
+      },
+    },
+  };
+}

@@ -1,0 +1,67 @@
+import { afterAll, beforeAll } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { LocalDriver } from "../../src/orchestrator/local-driver";
+import { startOperationWorker, type OperationWorker } from "../../src/services/sandboxes/operation-worker";
+import type { SandboxRuntime } from "../../src/services/sandboxes/runtime";
+import { buildSandboxRuntime } from "../../src/services/sandboxes/setup";
+import { createTestApp, memoryLogger, type TestApp } from "./app";
+
+/**
+ * A test app with the real local driver (bubblewrap + OpenCode) in a temporary directory of its
+ * own, and the operation worker running. `clock` is the runtime's injectable clock: tests move it
+ * forward instead of sleeping. Every workload is removed when the file is done.
+ */
+export type SandboxTestApp = TestApp & {
+  rt: SandboxRuntime;
+  worker: OperationWorker;
+  driver: LocalDriver;
+  clock: { offsetMs: number };
+  /** The driver's data directory: sandboxes live in <dataDir>/sandboxes/<id>/{home,workspace}. */
+  dataDir: string;
+};
+
+export function useSandboxApp(env: Record<string, string> = {}): () => SandboxTestApp {
+  let current: SandboxTestApp | undefined;
+  let dir: string | undefined;
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "warren-sbx-"));
+    const clock = { offsetMs: 0 };
+    const now = () => new Date(Date.now() + clock.offsetMs);
+    const { logger } = memoryLogger("warn");
+    const driver = new LocalDriver({
+      dataDir: dir,
+      opencodeBin: undefined,
+      agentStartTimeoutMs: 60_000,
+      uidBase: 200_000,
+      openFilesLimit: 4096,
+      logMaxBytes: 1024 * 1024,
+      logger,
+    });
+    let rt!: ReturnType<typeof buildSandboxRuntime>;
+    const t = await createTestApp({
+      env: { MAX_SANDBOXES_PER_USER: "200", MAX_RUNNING_SANDBOXES_PER_USER: "3", ...env },
+      sandboxes: (base) => {
+        rt = buildSandboxRuntime({ ...base, driver, now });
+        return rt;
+      },
+    });
+    const worker = startOperationWorker(rt, { holder: "test-worker", pollMs: 100 });
+    rt.attachWorker(worker);
+    current = { ...t, rt, worker, driver, clock, dataDir: dir };
+  }, 120_000);
+  afterAll(async () => {
+    if (current) {
+      await current.worker.stop();
+      for (const w of await current.driver.listManaged()) await current.driver.remove(w.sandboxId);
+      await current.driver.close();
+      await current.close();
+    }
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  }, 120_000);
+  return () => {
+    if (!current) throw new Error("useSandboxApp: built in beforeAll");
+    return current;
+  };
+}

@@ -1,0 +1,75 @@
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { json, signUp, type TestUser } from "../helpers/app";
+import { useSandboxApp } from "../helpers/sandboxes";
+
+// What a running sandbox receives from Warren: the owner's credentials in OpenCode's auth.json
+// and their agent configuration, read back through the agent proxy and from the sandbox home.
+setDefaultTimeout(120_000);
+
+const app = useSandboxApp();
+const KEY = "sk-test-handoff-0123456789abcdef";
+
+const start = async (u: TestUser) => {
+  const s = await json(await app().request("/api/v1/sandboxes", { method: "POST", token: u.token, json: { name: "handoff", resourceTierId: "micro" } }));
+  expect((await app().request(`/api/v1/sandboxes/${s.id}/start`, { method: "POST", token: u.token })).status).toBe(202);
+  const w = await json(await app().request(`/api/v1/sandboxes/${s.id}/wait?status=running&timeoutSeconds=25`, { token: u.token }));
+  expect(w.reached).toBe(true);
+  return s.id as string;
+};
+
+const home = (id: string) => join(app().dataDir, "sandboxes", id, "home");
+
+describe("credentials reach the owner's sandbox", () => {
+  test("a stored key makes the provider configured inside OpenCode; deleting it removes it from the sandbox", async () => {
+    const u = await signUp(app());
+    expect((await app().request("/api/v1/providers/openai/credential", { method: "PUT", token: u.token, json: { apiKey: KEY } })).status).toBe(201);
+    const id = await start(u);
+
+    const authFile = join(home(id), ".local/share/opencode/auth.json");
+    expect(JSON.parse(readFileSync(authFile, "utf8"))).toEqual({ openai: { type: "api", key: KEY } });
+    expect(statSync(authFile).mode & 0o777).toBe(0o600);
+
+    const providers = await json(await app().request(`/api/v1/sandboxes/${id}/agent/provider`, { token: u.token }));
+    expect(providers.connected).toContain("openai");
+
+    const del = await json(await app().request("/api/v1/providers/openai/credential", { method: "DELETE", token: u.token }));
+    expect(del.sandboxes.refreshed).toEqual([id]);
+    expect(JSON.parse(readFileSync(authFile, "utf8"))).toEqual({});
+    // The key is gone from the sandbox's files at once; OpenCode drops it when it next starts.
+    await app().request(`/api/v1/sandboxes/${id}/restart`, { method: "POST", token: u.token });
+    const w = await json(await app().request(`/api/v1/sandboxes/${id}/wait?status=running&timeoutSeconds=25`, { token: u.token }));
+    expect(w.reached).toBe(true);
+    const after = await json(await app().request(`/api/v1/sandboxes/${id}/agent/provider`, { token: u.token }));
+    expect(after.connected).not.toContain("openai");
+    await app().request(`/api/v1/sandboxes/${id}/stop`, { method: "POST", token: u.token });
+  });
+
+  test("another user's sandbox never receives the key", async () => {
+    const owner = await signUp(app());
+    const other = await signUp(app());
+    await app().request("/api/v1/providers/openai/credential", { method: "PUT", token: owner.token, json: { apiKey: KEY } });
+    const id = await start(other);
+    expect(JSON.parse(readFileSync(join(home(id), ".local/share/opencode/auth.json"), "utf8"))).toEqual({});
+    await app().request(`/api/v1/sandboxes/${id}/stop`, { method: "POST", token: other.token });
+  });
+});
+
+describe("agent configuration reaches running sandboxes", () => {
+  test("a new agent file lands in the running sandbox's config directory", async () => {
+    const u = await signUp(app());
+    const id = await start(u);
+    const res = await app().request("/api/v1/me/agent-config/files/agent/reviewer", {
+      method: "PUT",
+      token: u.token,
+      json: { content: "---\ndescription: Reviews code\n---\nReview carefully.\n" },
+    });
+    expect(res.status).toBe(201);
+    expect((await json(res)).sandboxes.applied).toEqual([id]);
+    const file = join(home(id), ".config/opencode/agents/reviewer.md");
+    expect(existsSync(file)).toBe(true);
+    expect(readFileSync(file, "utf8")).toContain("Review carefully.");
+    await app().request(`/api/v1/sandboxes/${id}/stop`, { method: "POST", token: u.token });
+  });
+});
