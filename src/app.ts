@@ -1,9 +1,11 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { Scalar } from "@scalar/hono-api-reference";
 import { bodyLimit } from "hono/body-limit";
+import { HTTPException } from "hono/http-exception";
 import { cors } from "hono/cors";
 import { requestId } from "hono/request-id";
 import { secureHeaders } from "hono/secure-headers";
+import { timeout } from "hono/timeout";
 import { CLIENT_IP_HEADER, createAuth, type Auth } from "./auth/auth";
 import type { Config } from "./config";
 import type { AppEnv } from "./context";
@@ -16,8 +18,25 @@ import { clientIp } from "./middleware/client-ip";
 import { errorHandler, notFoundHandler, sendError } from "./middleware/errors";
 import { requestLog } from "./middleware/request-log";
 import { requireUser } from "./middleware/require-user";
+import { bindVault } from "./middleware/vault";
+import { credentialRoutes } from "./routes/credentials";
+import { providerRoutes } from "./routes/providers";
+import { githubDeviceFlowClients } from "./services/credentials/github-device";
+import type { SandboxCredentialsHook } from "./services/credentials/types";
 import { healthRoutes } from "./routes/health";
 import { meRoutes } from "./routes/me";
+import { agentConfigRoutes } from "./routes/agent-config";
+import { preferencesRoutes } from "./routes/preferences";
+import type { SandboxConfigApplier } from "./services/agent-config/apply";
+import { createChangeNotifier, type ChangeNotifier } from "./services/events/notifier";
+import { createDriver } from "./orchestrator";
+import { agentProxyRoutes } from "./routes/agent-proxy";
+import { catalogRouter } from "./routes/catalog";
+import { orchestratorRoutes } from "./routes/orchestrator";
+import { sandboxRoutes } from "./routes/sandboxes";
+import type { SandboxRuntime } from "./services/sandboxes/runtime";
+import { buildSandboxRuntime } from "./services/sandboxes/setup";
+import { sandboxHooks } from "./services/sandboxes/workload-files";
 
 export type AppDeps = {
   config: Config;
@@ -27,6 +46,14 @@ export type AppDeps = {
   auth?: Auth;
   /** Injectable clock for services and jobs (tests pass a fake one). */
   now?: () => Date;
+  /** Change notifications across instances; built from the database when not given (the caller closes it). */
+  events?: ChangeNotifier;
+  /** Pushes agent-configuration changes into running sandboxes; does nothing when not given. */
+  sandboxConfig?: SandboxConfigApplier;
+  /** Told after a credential is replaced or deleted, to update running sandboxes; no-op when not given. */
+  sandboxCredentials?: SandboxCredentialsHook;
+  /** The sandbox runtime (driver, worker wake-up); built with the configured driver when not given. */
+  sandboxes?: SandboxRuntime;
 };
 
 /** Headers browsers may send cross-origin, and response headers they may read. */
@@ -41,6 +68,12 @@ export function createApp(deps: AppDeps) {
   const { config, database, logger } = deps;
   const now = deps.now ?? (() => new Date());
   const auth = deps.auth ?? createAuth({ config, db: database.db, logger });
+  const events = deps.events ?? createChangeNotifier(database, logger);
+  const sandboxes =
+    deps.sandboxes ?? buildSandboxRuntime({ config, db: database.db, logger, now, driver: createDriver(config, logger) });
+  // Changed configuration and credentials reach the owner's running sandboxes.
+  const hooks = sandboxHooks({ db: database.db, keyring: config.keyring, logger, now, driver: sandboxes.driver });
+  const sandboxConfig = deps.sandboxConfig ?? hooks.config;
 
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
 
@@ -83,6 +116,15 @@ export function createApp(deps: AppDeps) {
     }),
   );
   app.use(clientIp(config.clientIpHeader));
+  // A deadline for every API request: whatever it waits on (a database that went away, a stuck
+  // driver call), the client gets a 503 it can retry instead of a connection that never answers.
+  const deadline = timeout(
+    config.requestTimeoutMs,
+    () => new HTTPException(503, { message: "The request took too long; try again shortly" }),
+  );
+  // Long-lived by design: event streams, /wait long-polls, and the agent proxy (its SSE stream).
+  const LONG_LIVED = /\/(events|wait)$|\/sandboxes\/[^/]+\/agent(\/|$)/;
+  app.use("/api/*", (c, next) => (LONG_LIVED.test(c.req.path) ? next() : deadline(c, next)));
   app.use(async (c, next) => {
     c.set("auth", auth);
     await next();
@@ -102,8 +144,29 @@ export function createApp(deps: AppDeps) {
   });
 
   app.use("/api/v1/*", requireUser(auth, database.db, now));
+  app.use(
+    "/api/v1/*",
+    bindVault({
+      keyring: config.keyring,
+      sandboxes: deps.sandboxCredentials ?? hooks.credentials,
+      deviceFlows: githubDeviceFlowClients({
+        copilotClientId: config.copilotClientId,
+        githubApiOverrideUrl: config.githubApiOverrideUrl,
+      }),
+    }),
+  );
 
-  const routes = app.route("/", healthRoutes(database)).route("/api/v1", meRoutes());
+  const routes = app
+    .route("/", healthRoutes(database, sandboxes.driver))
+    .route("/api/v1", meRoutes())
+    .route("/api/v1", preferencesRoutes({ events, heartbeatMs: config.eventsHeartbeatMs }))
+    .route("/api/v1", agentConfigRoutes({ sandboxConfig }))
+    .route("/api/v1", providerRoutes())
+    .route("/api/v1", credentialRoutes())
+    .route("/api/v1", catalogRouter())
+    .route("/api/v1", sandboxRoutes(sandboxes))
+    .route("/api/v1", agentProxyRoutes(sandboxes))
+    .route("/api/v1", orchestratorRoutes(sandboxes.driver));
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", {
     type: "http",

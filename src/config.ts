@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
+import { buildKeyring, DEV_KEY_ID, decodeKey, type Keyring, KeyringError, parseKeyList } from "./crypto/keyring";
 
 /**
  * The environment, parsed once. Every variable Warren reads is declared here; nothing else reads
@@ -93,14 +94,56 @@ const envSchema = z
     ),
     MAX_BODY_BYTES: intInRange(1024, 100 * 1024 * 1024, 1024 * 1024),
     SHUTDOWN_TIMEOUT_MS: intInRange(0, 120_000, 10_000),
+    // ---- Orchestrator (src/orchestrator): which driver runs sandboxes, and its knobs. ----
+    // local: bubblewrap process trees on this host (needs root, bubblewrap, util-linux);
+    // docker: the Docker Engine API on DOCKER_SOCKET.
+    ORCHESTRATOR_DRIVER: z.preprocess(
+      (v) => (typeof v === "string" ? emptyToUndefined(v.toLowerCase()) : v),
+      z.enum(["local", "docker"], { error: 'must be "local" or "docker"' }).default("local"),
+    ),
+    DOCKER_SOCKET: z.preprocess(emptyToUndefined, z.string().default("/var/run/docker.sock")),
+    // Overrides the opencode binary resolved from the opencode-ai npm package (local driver).
+    OPENCODE_BIN: optionalString,
+    // How long start() waits for the agent to answer before failing with its last output.
+    SANDBOX_AGENT_START_TIMEOUT_MS: intInRange(1_000, 600_000, 60_000),
+    // Local driver: each sandbox runs under its own host uid, claimed upwards from this one.
+    SANDBOX_UID_BASE: intInRange(1_000, 4_000_000_000, 200_000),
+    // RLIMIT_NOFILE of every sandbox process (the tiers have no open-files column).
+    SANDBOX_OPEN_FILES_LIMIT: intInRange(64, 1_048_576, 4_096),
+    // The local driver keeps each workload's output under this size.
+    SANDBOX_LOG_MAX_BYTES: intInRange(4_096, 1_073_741_824, 5 * 1024 * 1024),
+    // ---- end orchestrator ----
+    REQUEST_TIMEOUT_MS: intInRange(100, 600_000, 30_000),
+    // Sandbox quotas and the lifecycle's background work.
+    MAX_SANDBOXES_PER_USER: intInRange(1, 100_000, 20),
+    MAX_RUNNING_SANDBOXES_PER_USER: intInRange(1, 10_000, 3),
+    SANDBOX_TRANSITION_TIMEOUT_SECONDS: intInRange(10, 86_400, 300),
+    SANDBOX_RECONCILE_INTERVAL_SECONDS: intInRange(1, 86_400, 30),
+    // Comment lines on idle event streams, so proxies and browsers keep them open.
+    EVENTS_HEARTBEAT_MS: intInRange(50, 300_000, 15_000),
     AUTH_RATE_LIMIT_MAX: intInRange(1, 1_000_000, 100),
     AUTH_RATE_LIMIT_WINDOW_SECONDS: intInRange(1, 86_400, 60),
     AUTH_SIGN_IN_RATE_LIMIT_MAX: intInRange(1, 1_000_000, 10),
+    // Vault keyring: "k1:base64,k2:base64" (32 random bytes each) and the id new values use.
+    ENCRYPTION_KEYS: z.preprocess(emptyToUndefined, z.string().optional()),
+    ENCRYPTION_ACTIVE_KEY: optionalString,
+    // The legacy system's ENCRYPTION_KEY setting, only for importing its encrypted columns.
+    LEGACY_ENCRYPTION_KEY: optionalString,
+    PROVIDER_CATALOG_URL: z.preprocess(emptyToUndefined, httpUrl.default("https://models.dev/api.json")),
+    PROVIDER_CATALOG_TIMEOUT_MS: intInRange(100, 120_000, 10_000),
+    // 0 turns the background refresh off (an air-gapped install keeps the seeded snapshot).
+    PROVIDER_CATALOG_REFRESH_MINUTES: intInRange(0, 10_080, 360),
+    // The OAuth app whose device flow signs users in to GitHub Copilot (OpenCode's public one).
+    COPILOT_OAUTH_CLIENT_ID: z.preprocess(emptyToUndefined, z.string().default("Iv1.b507a08c87ecfe98")),
   })
   .superRefine((env, ctx) => {
     if (env.NODE_ENV === "production") {
       if (!env.AUTH_SECRET) ctx.addIssue({ code: "custom", path: ["AUTH_SECRET"], message: "is required in production" });
       if (!env.PUBLIC_URL) ctx.addIssue({ code: "custom", path: ["PUBLIC_URL"], message: "is required in production" });
+      // A generated key would be lost with the container and every stored credential with it.
+      if (!env.ENCRYPTION_KEYS) {
+        ctx.addIssue({ code: "custom", path: ["ENCRYPTION_KEYS"], message: "is required in production (id:base64 of 32 random bytes)" });
+      }
       // Whoever sets it in production reads every GitHub user's token exchange.
       if (env.GITHUB_API_OVERRIDE_URL) {
         ctx.addIssue({ code: "custom", path: ["GITHUB_API_OVERRIDE_URL"], message: "is for tests only and is refused in production" });
@@ -155,8 +198,28 @@ export type Config = {
   clientIpHeader: string | undefined;
   maxBodyBytes: number;
   shutdownTimeoutMs: number;
+  /** Which orchestrator driver runs sandboxes, and its settings (see src/orchestrator). */
+  orchestrator: {
+    driver: Env["ORCHESTRATOR_DRIVER"];
+    dockerSocket: string;
+    opencodeBin: string | undefined;
+    agentStartTimeoutMs: number;
+    uidBase: number;
+    openFilesLimit: number;
+    logMaxBytes: number;
+  };
+  /** A request still unanswered after this gets 503, whatever it waits for. */
+  requestTimeoutMs: number;
+  sandboxes: { maxSandboxes: number; maxRunning: number; transitionTimeoutMs: number; reconcileIntervalMs: number };
+  /** Interval of the heartbeat comment on server-sent event streams. */
+  eventsHeartbeatMs: number;
   /** Per client address and window; sign-in/up and password changes have their own, lower max. */
   authRateLimit: { max: number; signInMax: number; windowSeconds: number };
+  /** The vault keyring; in development a generated key kept in DATA_DIR (0600). */
+  keyring: Keyring;
+  legacyEncryptionKey: string | undefined;
+  providerCatalog: { url: string; timeoutMs: number; refreshIntervalMs: number };
+  copilotClientId: string;
 };
 
 export class ConfigError extends Error {
@@ -202,12 +265,57 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     clientIpHeader: env.CLIENT_IP_HEADER,
     maxBodyBytes: env.MAX_BODY_BYTES,
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
+    orchestrator: {
+      driver: env.ORCHESTRATOR_DRIVER,
+      dockerSocket: env.DOCKER_SOCKET,
+      opencodeBin: env.OPENCODE_BIN,
+      agentStartTimeoutMs: env.SANDBOX_AGENT_START_TIMEOUT_MS,
+      uidBase: env.SANDBOX_UID_BASE,
+      openFilesLimit: env.SANDBOX_OPEN_FILES_LIMIT,
+      logMaxBytes: env.SANDBOX_LOG_MAX_BYTES,
+    },
+    requestTimeoutMs: env.REQUEST_TIMEOUT_MS,
+    sandboxes: {
+      maxSandboxes: env.MAX_SANDBOXES_PER_USER,
+      maxRunning: env.MAX_RUNNING_SANDBOXES_PER_USER,
+      transitionTimeoutMs: env.SANDBOX_TRANSITION_TIMEOUT_SECONDS * 1000,
+      reconcileIntervalMs: env.SANDBOX_RECONCILE_INTERVAL_SECONDS * 1000,
+    },
+    eventsHeartbeatMs: env.EVENTS_HEARTBEAT_MS,
     authRateLimit: {
       max: env.AUTH_RATE_LIMIT_MAX,
       signInMax: env.AUTH_SIGN_IN_RATE_LIMIT_MAX,
       windowSeconds: env.AUTH_RATE_LIMIT_WINDOW_SECONDS,
     },
+    keyring: loadKeyring(env, dataDir),
+    legacyEncryptionKey: env.LEGACY_ENCRYPTION_KEY,
+    providerCatalog: {
+      url: env.PROVIDER_CATALOG_URL,
+      timeoutMs: env.PROVIDER_CATALOG_TIMEOUT_MS,
+      refreshIntervalMs: env.PROVIDER_CATALOG_REFRESH_MINUTES * 60_000,
+    },
+    copilotClientId: env.COPILOT_OAUTH_CLIENT_ID,
   };
+}
+
+function loadKeyring(env: Env, dataDir: string | null): Keyring {
+  const named = <T>(name: string, fn: () => T): T => {
+    try {
+      return fn();
+    } catch (err) {
+      if (err instanceof KeyringError) throw new ConfigError(`Invalid environment variable ${name}: ${err.message}`);
+      throw err;
+    }
+  };
+  if (env.ENCRYPTION_KEYS) {
+    const keys = named("ENCRYPTION_KEYS", () => parseKeyList(env.ENCRYPTION_KEYS!));
+    return named("ENCRYPTION_ACTIVE_KEY", () => buildKeyring(keys, env.ENCRYPTION_ACTIVE_KEY));
+  }
+  if (env.ENCRYPTION_ACTIVE_KEY) {
+    throw new ConfigError("Invalid environment variable ENCRYPTION_ACTIVE_KEY: set ENCRYPTION_KEYS too");
+  }
+  // persistentDevSecret makes 32 random bytes, base64url: exactly one AES-256 key.
+  return buildKeyring(new Map([[DEV_KEY_ID, decodeKey(persistentDevSecret(dataDir, "encryption-key"))]]), DEV_KEY_ID);
 }
 
 /** A random secret generated on first use and kept in the data directory (0600). */

@@ -1,6 +1,7 @@
 import type { Auth, AuthSession } from "./auth/auth";
 import type { Db } from "./database/client";
 import type { Logger } from "./lib/logger";
+import type { Vault } from "./services/credentials/vault";
 
 /**
  * What a service verb is given: who acts, on which database, on behalf of which request.
@@ -27,5 +28,7 @@ export type AppEnv = {
     session: AuthSession["session"];
     scope: ServiceContext;
     auth: Auth;
+    /** The caller's credential vault (src/middleware/vault.ts): the only way to credentials. */
+    vault: Vault;
   };
 };

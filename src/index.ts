@@ -5,6 +5,12 @@ import { DataDirInUseError, openDatabase, type Database } from "./database/clien
 import { migrateDatabase } from "./database/migrate";
 import { isDatabaseUnavailable } from "./errors";
 import { createLogger, type Logger } from "./lib/logger";
+import { createChangeNotifier } from "./services/events/notifier";
+import { scheduleDeviceFlowPurge } from "./services/credentials/purge-device-flows";
+import { scheduleCatalogRefresh } from "./services/providers/catalog-refresh";
+import { startSandboxBackground } from "./jobs/background";
+import { createDriver } from "./orchestrator";
+import { buildSandboxRuntime } from "./services/sandboxes/setup";
 
 /**
  * main: read config, open the database, migrate, serve, and shut down cleanly on SIGINT/SIGTERM
@@ -42,7 +48,24 @@ async function main() {
   }
   await migrateWithRetry(database, config, logger);
 
-  const app = createApp({ config, database, logger });
+  const events = createChangeNotifier(database, logger);
+  const now = () => new Date();
+  const sandboxes = buildSandboxRuntime({ config, db: database.db, logger, now, driver: createDriver(config, logger) });
+  const app = createApp({ config, database, logger, events, sandboxes, now });
+  const background = startSandboxBackground({ config, database, logger, rt: sandboxes });
+  // Background jobs, never on a request path; both are safe with several instances running.
+  const stopJobs = [
+    config.providerCatalog.refreshIntervalMs > 0
+      ? scheduleCatalogRefresh({
+          db: database.db,
+          logger,
+          url: config.providerCatalog.url,
+          timeoutMs: config.providerCatalog.timeoutMs,
+          intervalMs: config.providerCatalog.refreshIntervalMs,
+        })
+      : () => {},
+    scheduleDeviceFlowPurge({ db: database.db, logger }),
+  ];
   const server = Bun.serve({
     hostname: config.host,
     port: config.port,
@@ -68,6 +91,8 @@ async function main() {
     stopping = true;
     logger.info({ signal }, "shutting down: no new connections, finishing in-flight requests");
     const graceful = server.stop(false);
+    // Event streams never finish on their own: ending them lets the graceful stop complete.
+    await events.close();
     const timedOut = await Promise.race([
       graceful.then(() => false),
       Bun.sleep(config.shutdownTimeoutMs).then(() => true),
@@ -76,6 +101,10 @@ async function main() {
       logger.warn({ timeoutMs: config.shutdownTimeoutMs }, "in-flight requests did not finish in time; closing them");
       await server.stop(true);
     }
+    for (const stop of stopJobs) stop();
+    // Operations under way finish and record their outcome; workloads keep running (sandboxes
+    // outlive a Warren restart, and the reconciler finds them again).
+    await background.stop();
     await database.close();
     logger.info("stopped");
     await flushLogs(logger);

@@ -99,6 +99,10 @@ export function openPostgres(url: string, poolSize: number): Database {
     max: poolSize,
     idle_timeout: 30,
     connect_timeout: 5,
+    // postgres.js waits up to 20 s between reconnect attempts after repeated failures (3^n/100 s),
+    // and queries queued meanwhile wait with it: after a short database outage requests hung for
+    // that long. One second at most keeps recovery within seconds.
+    backoff: (retries: number) => Math.min(0.05 * 2 ** retries, 1),
     // Server NOTICEs (e.g. "extension already exists") are not application logs.
     onnotice: () => {},
     connection: { application_name: "warren" },
@@ -140,4 +144,13 @@ export function redactUrl(url: string): string {
   } catch {
     return "postgres://(unparseable)";
   }
+}
+
+/**
+ * A time as a raw SQL parameter. Drizzle's query builder converts Dates for timestamp columns,
+ * but a Date inside a raw sql`` template reaches postgres.js unconverted and fails there (PGlite
+ * accepts it): raw templates pass times through this.
+ */
+export function ts(date: Date): SQL {
+  return sql`${date.toISOString()}::timestamptz`;
 }

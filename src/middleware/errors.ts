@@ -36,6 +36,11 @@ export function errorHandler(fallbackLogger: Logger): ErrorHandler<AppEnv> {
         : err.status >= 500
           ? "Internal error"
           : err.message || "Bad request";
+      if (code === "SERVICE_UNAVAILABLE") {
+        // The request deadline (hono/timeout) lands here: a retryable condition, not a bug.
+        log.warn({ path: c.req.path }, "request deadline exceeded");
+        return sendError(c, new AppError(code, err.message, undefined, { "Retry-After": "2" }));
+      }
       if (err.status >= 500) log.error({ err }, "http exception");
       return sendError(c, new AppError(code, message));
     }

@@ -4,6 +4,8 @@ import { ping } from "../database/client";
 import { migrationState } from "../database/migrate";
 import { AppError } from "../errors";
 import { createRouter, errorResponses } from "../lib/openapi";
+import type { OrchestratorDriver } from "../orchestrator/driver";
+import { OrchestratorStatus, orchestratorStatus } from "./orchestrator";
 
 const Health = z.object({ status: z.literal("ok") }).openapi("Health");
 const Ready = z
@@ -11,12 +13,14 @@ const Ready = z
     status: z.literal("ready"),
     database: z.object({ engine: z.enum(["postgres", "pglite"]), latencyMs: z.number() }),
     migrations: z.object({ applied: z.number().int(), expected: z.number().int(), pending: z.number().int() }),
+    // Reported, not required: without a working driver the API still serves everything else.
+    orchestrator: OrchestratorStatus,
   })
   .openapi("Ready");
 
 const READY_TIMEOUT_MS = 3000;
 
-export function healthRoutes(database: Database) {
+export function healthRoutes(database: Database, driver: OrchestratorDriver) {
   return createRouter()
     .openapi(
       createRoute({
@@ -60,7 +64,15 @@ export function healthRoutes(database: Database) {
           });
         }
         const latencyMs = Math.round((performance.now() - started) * 10) / 10;
-        return c.json({ status: "ready" as const, database: { engine: database.engine, latencyMs }, migrations: state }, 200);
+        return c.json(
+          {
+            status: "ready" as const,
+            database: { engine: database.engine, latencyMs },
+            migrations: state,
+            orchestrator: await orchestratorStatus(driver),
+          },
+          200,
+        );
       },
     );
 }

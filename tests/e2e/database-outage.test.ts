@@ -25,7 +25,7 @@ beforeAll(async () => {
   await admin.unsafe(`create database "${dbName}"`);
   await admin.end();
   const target = new URL(pg.url);
-  proxy = new TcpProxy(target.hostname, Number(target.port)).start();
+  proxy = await new TcpProxy(target.hostname, Number(target.port)).start();
   const viaProxy = new URL(databaseUrl(pg.url, dbName));
   viaProxy.port = String(proxy.port);
   server = await startServer({ storage: { env: { DATABASE_URL: viaProxy.toString() }, destroy: async () => {} } });
@@ -75,7 +75,9 @@ describe("database outage", () => {
             expect(body.error.code).toBe("SERVICE_UNAVAILABLE");
           }
         } catch (err) {
-          throw new Error(`the server stopped answering: ${(err as Error).message}`);
+          throw new Error(
+            `the server stopped answering: ${(err as Error).message}\n${server.output.slice(-30).join("\n")}`,
+          );
         }
         await Bun.sleep(20);
       }
@@ -87,7 +89,7 @@ describe("database outage", () => {
     const during = await fetch(`${url}/ready`);
     expect(during.status).toBe(503);
     expect((await fetch(`${url}/health`)).status).toBe(200);
-    proxy.restore();
+    await proxy.restore();
 
     // Back to normal within seconds.
     const backBy = Date.now() + 15_000;

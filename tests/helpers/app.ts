@@ -1,6 +1,6 @@
 import { afterAll, beforeAll } from "bun:test";
 import { Writable } from "node:stream";
-import { createApp, type App } from "../../src/app";
+import { createApp, type App, type AppDeps } from "../../src/app";
 import { createAuth, type Auth } from "../../src/auth/auth";
 import { loadConfig, type Config } from "../../src/config";
 import { createLogger, type Logger } from "../../src/lib/logger";
@@ -45,30 +45,61 @@ export type TestApp = {
   close(): Promise<void>;
 };
 
-export async function createTestApp(options: { env?: Record<string, string | undefined> } = {}): Promise<TestApp> {
+export async function createTestApp(
+  options: {
+    env?: Record<string, string | undefined>;
+    /** Extra AppDeps (a fake clock, hooks); config, database, logger and auth are the helper's. */
+    deps?: Omit<Partial<AppDeps>, "config" | "database" | "logger" | "auth">;
+    /** Builds the sandbox runtime from the helper's config, database and logger. */
+    sandboxes?: (base: { config: Config; db: TestDatabase["db"]; logger: Logger }) => AppDeps["sandboxes"];
+  } = {},
+): Promise<TestApp> {
   const database = await createTestDatabase();
   const config = testConfig(options.env);
   const { logger, lines } = memoryLogger();
   const auth = createAuth({ config, db: database.db, logger });
-  const app = createApp({ config, database, logger, auth });
+  const sandboxes = options.sandboxes?.({ config, db: database.db, logger });
+  const app = createApp({ ...options.deps, ...(sandboxes ? { sandboxes } : {}), config, database, logger, auth });
   return {
     app,
     auth,
     config,
     database,
     logLines: lines,
-    request(path, init = {}) {
-      const { json, token, ...rest } = init;
-      const headers = new Headers(rest.headers);
-      if (json !== undefined) {
-        headers.set("content-type", "application/json");
-        rest.body = JSON.stringify(json);
-      }
-      if (token) headers.set("authorization", `Bearer ${token}`);
-      return Promise.resolve(app.request(path, { ...rest, headers }));
-    },
+    request: requester((path, init) => app.request(path, init)),
     close: () => database.destroy(),
   };
+}
+
+export type RequestInitPlus = RequestInit & { json?: unknown; token?: string };
+
+/** A request function with the tests' shorthands: `json` for a JSON body, `token` for a bearer. */
+export function requester(send: (path: string, init: RequestInit) => Response | Promise<Response>) {
+  return (path: string, init: RequestInitPlus = {}): Promise<Response> => {
+    const { json, token, ...rest } = init;
+    const headers = new Headers(rest.headers);
+    if (json !== undefined) {
+      headers.set("content-type", "application/json");
+      rest.body = JSON.stringify(json);
+    }
+    if (token) headers.set("authorization", `Bearer ${token}`);
+    return Promise.resolve(send(path, { ...rest, headers }));
+  };
+}
+
+/** Another device of the same user: a second session through the real sign-in; its bearer token. */
+export async function signInAgain(
+  t: Pick<TestApp, "request" | "config">,
+  u: Pick<TestUser, "email" | "password">,
+  headers: Record<string, string> = {},
+): Promise<string> {
+  const res = await t.request("/api/auth/sign-in/email", {
+    method: "POST",
+    json: { email: u.email, password: u.password },
+    headers: { origin: t.config.publicUrl, ...headers },
+  });
+  if (res.status !== 200) throw new Error(`sign-in failed: ${res.status} ${await res.text()}`);
+  return res.headers.get("set-auth-token")!;
 }
 
 export type TestUser = { id: string; email: string; name: string; password: string; token: string; cookie: string };

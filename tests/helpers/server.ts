@@ -55,6 +55,8 @@ export async function startServer(options: { storage: ServerStorage; env?: Recor
     PORT: String(port),
     PUBLIC_URL: url,
     AUTH_SECRET: TEST_SECRET,
+    // Production refuses to start without a keyring; a fixed test key, never a real one.
+    ENCRYPTION_KEYS: `test1:${Buffer.alloc(32, 7).toString("base64")}`,
     LOG_LEVEL: "info",
     AUTH_RATE_LIMIT_MAX: "100000",
     AUTH_SIGN_IN_RATE_LIMIT_MAX: "100000",

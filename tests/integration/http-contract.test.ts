@@ -227,4 +227,22 @@ describe("database unreachable", () => {
       await database.close();
     }
   });
+
+  test("a request stuck on a database that never answers gets 503 at the deadline", async () => {
+    // A black hole: accepts TCP connections and never says a word, like a half-open network path.
+    const hole = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    const database = openPostgres(`postgres://warren@127.0.0.1:${hole.port}/warren`, 2);
+    const { logger } = memoryLogger();
+    const stuck = createApp({ config: testConfig({ REQUEST_TIMEOUT_MS: "300" }), database, logger });
+    try {
+      const { token } = await signUp(app());
+      const res = await stuck.request("/api/v1/me", { headers: { authorization: `Bearer ${token}` } });
+      await expectError(res, 503, "SERVICE_UNAVAILABLE");
+      expect(res.headers.get("retry-after")).toBe("2");
+    } finally {
+      hole.stop(true);
+      // Closing waits up to its own 5 s timeout for the connection that never finished.
+      await database.close().catch(() => {});
+    }
+  }, 20_000);
 });

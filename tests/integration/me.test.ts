@@ -1,19 +1,12 @@
 import { describe, expect, test } from "bun:test";
-import { json, signUp, useTestApp } from "../helpers/app";
+import { json, signInAgain, signUp, useTestApp } from "../helpers/app";
 import { expectError } from "../helpers/expect";
 import { securitySuite } from "../helpers/security";
 
 const app = useTestApp();
 
-const secondSession = async (email: string, password: string) => {
-  const res = await app().request("/api/auth/sign-in/email", {
-    method: "POST",
-    json: { email, password },
-    headers: { origin: app().config.publicUrl, "user-agent": "warren-test-phone" },
-  });
-  expect(res.status).toBe(200);
-  return res.headers.get("set-auth-token")!;
-};
+const secondSession = (email: string, password: string) =>
+  signInAgain(app(), { email, password }, { "user-agent": "warren-test-phone" });
 
 securitySuite("account", app, [
   { name: "GET /api/v1/me", method: "GET", path: () => "/api/v1/me" },

@@ -60,7 +60,12 @@ describe("config", () => {
   test("production requires an explicit auth secret and public URL", () => {
     expect(failure({ NODE_ENV: "production", PUBLIC_URL: "https://api.example.com" })).toContain("AUTH_SECRET");
     expect(failure({ NODE_ENV: "production", AUTH_SECRET: SECRET })).toContain("PUBLIC_URL");
-    const c = loadConfig({ NODE_ENV: "production", AUTH_SECRET: SECRET, PUBLIC_URL: "https://api.example.com/" });
+    const c = loadConfig({
+      NODE_ENV: "production",
+      AUTH_SECRET: SECRET,
+      PUBLIC_URL: "https://api.example.com/",
+      ENCRYPTION_KEYS: `k1:${Buffer.alloc(32, 1).toString("base64")}`,
+    });
     expect(c.publicUrl).toBe("https://api.example.com");
     expect(c.host).toBe("0.0.0.0");
     expect(c.authSecret).toBe(SECRET);

@@ -8,7 +8,37 @@ import { newId } from "../../lib/ids";
  * recordActivity inside the same transaction as its change: a failed write records nothing and
  * a recorded change happened.
  */
-export const ACTIVITY_ACTIONS = ["account.update", "session.revoke"] as const;
+export const ACTIVITY_ACTIONS = [
+  "account.update",
+  "session.revoke",
+  "sandbox.create",
+  "sandbox.update",
+  "sandbox.start",
+  "sandbox.stop",
+  "sandbox.restart",
+  "sandbox.delete",
+  "sandbox.running",
+  "sandbox.stopped",
+  "sandbox.failed",
+  "sandbox.deleted",
+  "sandbox.reconciled",
+  "sandbox.orphan_stopped",
+  "preferences.update",
+  "preferences.reset",
+  "agent_config.update",
+  "agent_file.put",
+  "agent_file.delete",
+  "provider.create",
+  "credential.set",
+  "credential.delete",
+  "credential.use",
+  "credential.rotate",
+  "default_model.set",
+  "device_flow.start",
+  "device_flow.complete",
+  "device_flow.fail",
+  "device_flow.cancel",
+] as const;
 export type ActivityAction = (typeof ACTIVITY_ACTIONS)[number];
 
 // Keys whose values are never stored, whatever a caller passes in metadata.
