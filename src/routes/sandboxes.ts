@@ -91,7 +91,8 @@ export function sandboxRoutes(rt: SandboxRuntime) {
         const scope = c.get("scope");
         const id = c.req.valid("param").id;
         const sandbox = await getSandbox(scope, id);
-        await touchSandbox(scope, id);
+        // Reading a running sandbox is use of it (postpones its idle stop); others need no write.
+        if (sandbox.status === "running") await touchSandbox(scope, id);
         return c.json(sandbox, 200);
       },
     )

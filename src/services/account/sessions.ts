@@ -1,8 +1,8 @@
-import { and, desc, eq } from "drizzle-orm";
+import { and, eq } from "drizzle-orm";
 import { session } from "../../../db/schema";
 import type { ServiceContext } from "../../context";
 import { notFound } from "../../errors";
-import { afterCursor, toPage } from "../../lib/pagination";
+import { afterCursor, newestFirst, toPage } from "../../lib/pagination";
 import { recordActivity } from "../activity/record";
 
 /** A signed-in device as the user sees it. The token never leaves the database. */
@@ -37,7 +37,7 @@ export async function listSessions(
     .select()
     .from(session)
     .where(and(eq(session.userId, ctx.userId), afterCursor(page.cursor, session)))
-    .orderBy(desc(session.createdAt), desc(session.id))
+    .orderBy(...newestFirst(session))
     .limit(page.limit + 1);
   return toPage(rows, page.limit, (r) => toDeviceSession(r, currentSessionId));
 }

@@ -1,9 +1,9 @@
-import { and, asc, desc, eq } from "drizzle-orm";
+import { and, asc, eq } from "drizzle-orm";
 import { userAgentConfig, userAgentFiles } from "../../../db/schema";
 import type { ServiceContext } from "../../context";
 import type { Executor } from "../../database/client";
 import { AppError, notFound } from "../../errors";
-import { afterCursor, toPage } from "../../lib/pagination";
+import { afterCursor, newestFirst, toPage } from "../../lib/pagination";
 import type { AgentFileType } from "./names";
 import { agentFilePath } from "./render";
 
@@ -107,7 +107,7 @@ export async function listAgentFiles(
         afterCursor(query.cursor, userAgentFiles),
       ),
     )
-    .orderBy(desc(userAgentFiles.createdAt), desc(userAgentFiles.id))
+    .orderBy(...newestFirst(userAgentFiles))
     .limit(query.limit + 1);
   return toPage(rows, query.limit, (r) => toAgentFile(r, query.includeContent));
 }

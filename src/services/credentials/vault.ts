@@ -1,11 +1,11 @@
-import { and, desc, eq, sql } from "drizzle-orm";
+import { and, eq, sql } from "drizzle-orm";
 import { providerCredentials, userPreferences } from "../../../db/schema";
 import type { ServiceContext } from "../../context";
 import type { Keyring } from "../../crypto/keyring";
 import type { Executor } from "../../database/client";
 import { storeSecret, toCredentialInfo } from "./store";
 import { AppError, notFound } from "../../errors";
-import { afterCursor, toPage } from "../../lib/pagination";
+import { afterCursor, newestFirst, toPage } from "../../lib/pagination";
 import { recordActivity } from "../activity/record";
 import { requireVisibleProvider } from "../providers/visibility";
 import { cancelDeviceFlow, pollDeviceFlow, startDeviceFlow } from "./device-flow";
@@ -57,7 +57,7 @@ export function createVault(deps: VaultDeps) {
         .select()
         .from(providerCredentials)
         .where(and(mine, afterCursor(page.cursor, providerCredentials)))
-        .orderBy(desc(providerCredentials.createdAt), desc(providerCredentials.id))
+        .orderBy(...newestFirst(providerCredentials))
         .limit(page.limit + 1);
       return toPage(rows, page.limit, toCredentialInfo);
     },

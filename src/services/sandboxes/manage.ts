@@ -1,9 +1,9 @@
-import { and, desc, eq, ilike, inArray, sql } from "drizzle-orm";
+import { and, eq, ilike, inArray, sql } from "drizzle-orm";
 import { sandboxAddons, sandboxes } from "../../../db/schema";
 import type { ServiceContext } from "../../context";
 import { ts } from "../../database/client";
 import { AppError, notFound } from "../../errors";
-import { afterCursor, toPage } from "../../lib/pagination";
+import { afterCursor, newestFirst, toPage } from "../../lib/pagination";
 import { recordActivity } from "../activity/record";
 import { resolveSelection } from "../catalog/catalog";
 import { addonIdsOf, findOwned, viewOf } from "./queries";
@@ -25,7 +25,7 @@ export async function listSandboxes(
         afterCursor(q.cursor, sandboxes),
       ),
     )
-    .orderBy(desc(sandboxes.createdAt), desc(sandboxes.id))
+    .orderBy(...newestFirst(sandboxes))
     .limit(q.limit + 1);
   const page = rows.slice(0, q.limit);
   const addons = await addonIdsOf(
