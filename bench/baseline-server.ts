@@ -1,0 +1,44 @@
+/**
+ * The baselines the sandbox benchmark compares Warren with (FIELD-NOTES "Load testing"): a bare
+ * Bun.serve on the same machine, in the same run.
+ *
+ *   GET /hello            a constant: the ceiling of Bun's HTTP stack on this box
+ *   GET /select?id=<id>   one primary-key select on sandboxes with postgres.js (pool of
+ *                         DATABASE_POOL_SIZE, default 10 like Warren), the row as JSON
+ *
+ *   DATABASE_URL=postgres://… PORT=4100 bun bench/baseline-server.ts
+ *
+ * Prints "baseline listening on http://127.0.0.1:PORT" when ready; stops on SIGTERM/SIGINT.
+ */
+import postgres from "postgres";
+
+const url = process.env.DATABASE_URL;
+if (!url) {
+  console.error("baseline-server: DATABASE_URL is not set");
+  process.exit(2);
+}
+const sql = postgres(url, { max: Number(process.env.DATABASE_POOL_SIZE ?? 10), onnotice: () => {} });
+await sql`select 1`;
+
+const server = Bun.serve({
+  hostname: "127.0.0.1",
+  port: Number(process.env.PORT ?? 0),
+  async fetch(req) {
+    const u = new URL(req.url);
+    if (u.pathname === "/hello") return new Response("ok");
+    if (u.pathname === "/select") {
+      const [row] = await sql`select * from sandboxes where id = ${u.searchParams.get("id") ?? ""}`;
+      return row ? Response.json(row) : new Response("not found", { status: 404 });
+    }
+    return new Response("not found", { status: 404 });
+  },
+});
+console.log(`baseline listening on http://127.0.0.1:${server.port}`);
+
+const stop = async () => {
+  server.stop(true);
+  await sql.end({ timeout: 2 });
+  process.exit(0);
+};
+process.on("SIGTERM", () => void stop());
+process.on("SIGINT", () => void stop());
