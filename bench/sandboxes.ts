@@ -6,12 +6,13 @@
  *
  *   bun run bench:sandboxes [--help]
  */
+import { newestFirst } from "../src/lib/pagination";
 import { mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import type { Subprocess } from "bun";
-import { and, desc, eq, inArray, sql as dsql } from "drizzle-orm";
+import { and, eq, inArray, sql as dsql } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
 import { sandboxAddons, sandboxes } from "../db/schema";
@@ -379,14 +380,15 @@ async function explainAll(url: string, heavyUserId: string, ids: string[]): Prom
   const client = postgres(url, { max: 1, onnotice: () => {} });
   const db = drizzle({ client });
   try {
-    const page = await client<{ id: string }[]>`select id from sandboxes where user_id = ${heavyUserId} order by created_at desc, id desc limit 50`;
+    const page = await client<{ id: string }[]>`select id from sandboxes where user_id = ${heavyUserId} order by created_at desc nulls last, id desc nulls last limit 50`;
     const now = new Date();
     const queries = {
       list: db
         .select()
         .from(sandboxes)
         .where(and(eq(sandboxes.userId, heavyUserId)))
-        .orderBy(desc(sandboxes.createdAt), desc(sandboxes.id))
+        // The service's own order (src/lib/pagination.ts), so the plan shown is the one it gets.
+        .orderBy(...newestFirst(sandboxes))
         .limit(51)
         .toSQL(),
       "list add-ons": db
