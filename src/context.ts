@@ -18,6 +18,11 @@ export type ServiceContext = {
   now: () => Date;
 };
 
+/** The context of work Warren does on its own (jobs, the sandbox worker) for one user. */
+export function systemContext(deps: Pick<ServiceContext, "db" | "logger" | "now">, userId: string, requestId: string | null = null): ServiceContext {
+  return { db: deps.db, actor: "system", userId, requestId, ipAddress: null, userAgent: null, logger: deps.logger, now: deps.now };
+}
+
 export type AppEnv = {
   Variables: {
     requestId: string;

@@ -66,7 +66,8 @@ export function agentProxyRoutes(rt: SandboxRuntime) {
       // @ts-expect-error Bun streams request bodies with duplex "half" like Node's undici
       duplex: "half",
     });
-    void touchSandbox(scope, row.id);
+    // Not awaited (the response streams on); a failed touch only delays the idle clock's reset.
+    touchSandbox(scope, row.id).catch((err) => scope.logger.warn({ err: { message: (err as Error).message } }, "touching the sandbox failed"));
     const out = new Headers(upstream.headers);
     for (const h of DROP_RESPONSE) out.delete(h);
     return new Response(upstream.body, { status: upstream.status, statusText: upstream.statusText, headers: out });

@@ -1,10 +1,8 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { AppError } from "../errors";
 import { authSecurity, createRouter, errorResponses } from "../lib/openapi";
 import { PageQuery, pageOf } from "../lib/pagination";
 import { createSandbox } from "../services/sandboxes/create-sandbox";
-import { getSandbox, listSandboxes, touchSandbox, updateSandbox } from "../services/sandboxes/manage";
-import { findOwned } from "../services/sandboxes/queries";
+import { getSandbox, listSandboxes, sandboxLogs, touchSandbox, updateSandbox } from "../services/sandboxes/manage";
 import type { SandboxRuntime } from "../services/sandboxes/runtime";
 import { requestTransition } from "../services/sandboxes/transitions";
 import { waitForStatus } from "../services/sandboxes/wait";
@@ -151,13 +149,6 @@ export function sandboxRoutes(rt: SandboxRuntime) {
         request: { params: IdParam, query: LogsQuery },
         responses: { 200: json(z.object({ lines: z.array(z.string()) }).openapi("SandboxLogs"), "Oldest first"), ...errorResponses(404) },
       }),
-      async (c) => {
-        const scope = c.get("scope");
-        const row = await findOwned(scope.db, scope, c.req.valid("param").id);
-        const q = c.req.valid("query");
-        if (row.status === "deleting") throw new AppError("INVALID_STATE", "The sandbox is being deleted", { status: row.status });
-        const lines = await rt.driver.logs(row.id, { tail: q.tail, ...(q.since ? { since: new Date(q.since) } : {}) });
-        return c.json({ lines }, 200);
-      },
+      async (c) => c.json({ lines: await sandboxLogs(c.get("scope"), rt, c.req.valid("param").id, c.req.valid("query")) }, 200),
     );
 }

@@ -7,6 +7,7 @@ import { afterCursor, newestFirst, toPage } from "../../lib/pagination";
 import { recordActivity } from "../activity/record";
 import { resolveSelection } from "../catalog/catalog";
 import { addonIdsOf, findOwned, viewOf } from "./queries";
+import type { SandboxRuntime } from "./runtime";
 import { RECONFIGURABLE, type SandboxStatus } from "./state-machine";
 import { sandboxView } from "./view";
 
@@ -98,6 +99,13 @@ export async function updateSandbox(ctx: ServiceContext, id: string, input: Upda
     return updated!;
   });
   return viewOf(ctx.db, row);
+}
+
+/** The workload's recent output; a sandbox being deleted has none to give. */
+export async function sandboxLogs(ctx: ServiceContext, rt: SandboxRuntime, id: string, q: { tail: number; since?: string | undefined }) {
+  const row = await findOwned(ctx.db, ctx, id);
+  if (row.status === "deleting") throw new AppError("INVALID_STATE", "The sandbox is being deleted", { status: row.status });
+  return rt.driver.logs(row.id, { tail: q.tail, ...(q.since ? { since: new Date(q.since) } : {}) });
 }
 
 /** Marks API use of a sandbox (throttled), which postpones its idle stop. */

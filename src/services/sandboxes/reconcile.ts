@@ -5,7 +5,7 @@ import { recordActivity } from "../activity/record";
 import type { SandboxRuntime } from "./runtime";
 import { requestTransition } from "./transitions";
 import type { SandboxRow } from "./view";
-import { systemContext } from "./worker";
+import { systemContext } from "../../context";
 
 export type ReconcileReport = {
   requeued: number;

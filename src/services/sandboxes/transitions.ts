@@ -9,15 +9,19 @@ import type { SandboxRuntime } from "./runtime";
 import { RULES, type Action } from "./state-machine";
 import { viewOf } from "./queries";
 
-let availabilityCache: { at: number; value: Awaited<ReturnType<SandboxRuntime["driver"]["availability"]>> } | undefined;
+type Availability = Awaited<ReturnType<SandboxRuntime["driver"]["availability"]>>;
+// Per driver: availability probes the host (binaries, root), so it is asked at most every 5 s.
+const availabilityCache = new WeakMap<SandboxRuntime["driver"], { at: number; value: Availability }>();
 
 /** Starting needs a working driver; say what to install instead of queueing a doomed start. */
 async function assertDriverAvailable(rt: SandboxRuntime) {
   const now = Date.now();
-  if (!availabilityCache || now - availabilityCache.at > 5000) {
-    availabilityCache = { at: now, value: await rt.driver.availability() };
+  let cached = availabilityCache.get(rt.driver);
+  if (!cached || now - cached.at > 5000) {
+    cached = { at: now, value: await rt.driver.availability() };
+    availabilityCache.set(rt.driver, cached);
   }
-  const a = availabilityCache.value;
+  const a = cached.value;
   if (!a.available) {
     throw new AppError("SERVICE_UNAVAILABLE", `The ${rt.driver.name} sandbox driver is unavailable: ${a.reason}`, {
       driver: rt.driver.name,

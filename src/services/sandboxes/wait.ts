@@ -13,8 +13,8 @@ export async function waitForStatus(ctx: ServiceContext, id: string, status: San
   for (let delay = 100; ; delay = Math.min(delay * 1.5, 1000)) {
     const row = await findOwned(ctx.db, ctx, id);
     const reached = row.status === status;
-    const settledElsewhere = !reached && SETTLED.includes(row.status) && SETTLED.includes(status) && row.status !== status
-      && !(row.status === "stopped" && status === "running" && row.desiredStatus === "running");
+    // Waiting for a settled status and the sandbox settled on another one: it will not get there.
+    const settledElsewhere = !reached && SETTLED.includes(row.status) && SETTLED.includes(status);
     if (reached || settledElsewhere || Date.now() + delay > deadline) {
       return { reached, sandbox: await viewOf(ctx.db, row) };
     }

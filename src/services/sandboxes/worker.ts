@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { and, eq, inArray, sql } from "drizzle-orm";
 import { containerAddons, resourceTiers, sandboxAddons, sandboxes, sandboxOperations } from "../../../db/schema";
-import type { ServiceContext } from "../../context";
+import { systemContext } from "../../context";
 import { decryptValue, encryptValue } from "../../crypto/envelope";
 import { queryRows, ts } from "../../database/client";
 import { isDatabaseUnavailable } from "../../errors";
@@ -14,19 +14,6 @@ type Operation = typeof sandboxOperations.$inferSelect;
 
 /** A claimed operation is someone's for this long; after it the reconciler may hand it on. */
 export const CLAIM_MS = 5 * 60_000;
-
-export function systemContext(rt: SandboxRuntime, userId: string, requestId: string | null = null): ServiceContext {
-  return {
-    db: rt.db,
-    actor: "system",
-    userId,
-    requestId,
-    ipAddress: null,
-    userAgent: null,
-    logger: rt.logger,
-    now: rt.now,
-  };
-}
 
 const agentSecretBinding = (row: Pick<SandboxRow, "id" | "userId">) => ({
   purpose: "sandbox.agent_password",

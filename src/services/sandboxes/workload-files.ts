@@ -8,7 +8,7 @@ import { OPENCODE_CONFIG_DIR, loadAgentConfigFiles } from "../agent-config/rende
 import { credentialsForSandbox } from "../credentials/sandbox-credentials";
 import type { SandboxConfigApplier } from "../agent-config/apply";
 import type { SandboxCredentialsHook } from "../credentials/types";
-import type { ServiceContext } from "../../context";
+import { systemContext } from "../../context";
 import type { OrchestratorDriver } from "../../orchestrator/driver";
 
 /** Where OpenCode reads provider credentials ($XDG_DATA_HOME/opencode/auth.json). */
@@ -16,17 +16,6 @@ export const AUTH_JSON_PATH = ".local/share/opencode/auth.json";
 const OPENCODE_JSON_PATH = `${OPENCODE_CONFIG_DIR}/opencode.json`;
 
 type Deps = { db: Db; keyring: Keyring; logger: Logger; now: () => Date };
-
-const systemCtx = (deps: Deps, userId: string): ServiceContext => ({
-  db: deps.db,
-  actor: "system",
-  userId,
-  requestId: null,
-  ipAddress: null,
-  userAgent: null,
-  logger: deps.logger,
-  now: deps.now,
-});
 
 /**
  * The files a sandbox's agent starts with, in OpenCode's own formats: the owner's configuration
@@ -37,7 +26,7 @@ const systemCtx = (deps: Deps, userId: string): ServiceContext => ({
 export function workloadFilesLoader(deps: Deps) {
   return async (userId: string, sandboxId: string): Promise<WorkloadFile[]> => {
     const files = await loadAgentConfigFiles(deps.db, userId);
-    const creds = await credentialsForSandbox(systemCtx(deps, userId), deps.keyring, sandboxId);
+    const creds = await credentialsForSandbox(systemContext(deps, userId), deps.keyring, sandboxId);
     const config = files.find((f) => f.path === OPENCODE_JSON_PATH);
     if (config && Object.keys(creds.config.provider).length > 0) {
       const parsed = JSON.parse(config.content) as { provider?: Record<string, unknown> };
