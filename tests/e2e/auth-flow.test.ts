@@ -1,6 +1,6 @@
-import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
+import { describe, expect, test, setDefaultTimeout } from "bun:test";
 import { createAuthClient } from "better-auth/client";
-import { createServerStorage, startServer, type RunningServer, type ServerStorage } from "../helpers/server";
+import { useServer } from "../helpers/server";
 
 // Each test starts real server processes (a cold embedded database takes a few seconds).
 setDefaultTimeout(60_000);
@@ -8,18 +8,7 @@ setDefaultTimeout(60_000);
 // The real server process over HTTP, driven by Better Auth's own client the way a desktop or
 // CLI app would use it (no browser cookie jar: the cookie and the bearer token are carried by hand).
 
-let storage: ServerStorage;
-let server: RunningServer;
-
-beforeAll(async () => {
-  storage = await createServerStorage();
-  server = await startServer({ storage });
-}, 120_000);
-
-afterAll(async () => {
-  await server?.stop();
-  await storage?.destroy();
-}, 60_000);
+const server = useServer();
 
 const email = `e2e.${Date.now()}@example.com`;
 const password = "a long enough password";
@@ -29,9 +18,9 @@ describe("sign-up, sign-in, /me by cookie and bearer, sign-out", () => {
     let cookie = "";
     let bearer = "";
     const client = createAuthClient({
-      baseURL: server.url,
+      baseURL: server().url,
       fetchOptions: {
-        headers: { origin: server.url },
+        headers: { origin: server().url },
         onSuccess: (ctx) => {
           const token = ctx.response.headers.get("set-auth-token");
           if (token) bearer = token;
@@ -52,11 +41,11 @@ describe("sign-up, sign-in, /me by cookie and bearer, sign-out", () => {
     expect(cookie).toStartWith("better-auth.session_token=");
     expect(bearer.length).toBeGreaterThan(20);
 
-    const byCookie = await fetch(`${server.url}/api/v1/me`, { headers: { cookie } });
+    const byCookie = await fetch(`${server().url}/api/v1/me`, { headers: { cookie } });
     expect(byCookie.status).toBe(200);
     expect(await byCookie.json()).toMatchObject({ email, name: "E2E User" });
 
-    const byBearer = await fetch(`${server.url}/api/v1/me`, { headers: { authorization: `Bearer ${bearer}` } });
+    const byBearer = await fetch(`${server().url}/api/v1/me`, { headers: { authorization: `Bearer ${bearer}` } });
     expect(byBearer.status).toBe(200);
     expect(((await byBearer.json()) as { email: string }).email).toBe(email);
 
@@ -68,30 +57,30 @@ describe("sign-up, sign-in, /me by cookie and bearer, sign-out", () => {
     expect(out.error).toBeNull();
 
     for (const headers of [{ cookie }, { authorization: `Bearer ${bearer}` }] as Record<string, string>[]) {
-      const res = await fetch(`${server.url}/api/v1/me`, { headers });
+      const res = await fetch(`${server().url}/api/v1/me`, { headers });
       expect(res.status).toBe(401);
       expect(((await res.json()) as { error: { code: string } }).error.code).toBe("UNAUTHENTICATED");
     }
   });
 
   test("a wrong password is refused by Better Auth and issues no session", async () => {
-    const client = createAuthClient({ baseURL: server.url, fetchOptions: { headers: { origin: server.url } } });
+    const client = createAuthClient({ baseURL: server().url, fetchOptions: { headers: { origin: server().url } } });
     const res = await client.signIn.email({ email, password: "not the password" });
     expect(res.error?.status).toBe(401);
     expect(res.data).toBeNull();
   });
 
   test("the server logs one JSON line per request, with its request id, and no secrets", async () => {
-    const res = await fetch(`${server.url}/health`, { headers: { "x-request-id": "e2e-trace-1" } });
+    const res = await fetch(`${server().url}/health`, { headers: { "x-request-id": "e2e-trace-1" } });
     expect(res.headers.get("x-request-id")).toBe("e2e-trace-1");
     await Bun.sleep(200);
-    const lines = server.output.filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
+    const lines = server().output.filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
     expect(lines.find((l) => l.requestId === "e2e-trace-1" && l.path === "/health")).toMatchObject({
       method: "GET",
       status: 200,
       level: "info",
     });
-    const all = server.output.join("\n");
+    const all = server().output.join("\n");
     expect(all).not.toContain(password);
   });
 });

@@ -1,24 +1,13 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { hc } from "hono/client";
 import type { AppType } from "../../src/app";
-import { createServerStorage, startServer, type RunningServer, type ServerStorage } from "../helpers/server";
+import { useServer } from "../helpers/server";
 
 // The typed client a TypeScript frontend gets from `hc<AppType>`, against the real server. The
 // expected type error marked below is part of the test: `bunx tsc --noEmit` fails if a wrong
 // request body ever stops being a type error.
 
-let storage: ServerStorage;
-let server: RunningServer;
-
-beforeAll(async () => {
-  storage = await createServerStorage();
-  server = await startServer({ storage });
-}, 120_000);
-
-afterAll(async () => {
-  await server?.stop();
-  await storage?.destroy();
-}, 60_000);
+const server = useServer();
 
 type ErrorEnvelope = { error: { code: string; message: string; requestId: string } };
 
@@ -32,7 +21,7 @@ async function envelope(res: { status: number; json(): Promise<unknown> }): Prom
 
 /** A non-browser sign-up: the bearer token is the signed one from the set-auth-token header. */
 async function bearerToken(email: string): Promise<string> {
-  const res = await fetch(`${server.url}/api/auth/sign-up/email`, {
+  const res = await fetch(`${server().url}/api/auth/sign-up/email`, {
     method: "POST",
     headers: { "content-type": "application/json" },
     body: JSON.stringify({ email, password: "a long enough password", name: "Typed Client" }),
@@ -46,7 +35,7 @@ async function bearerToken(email: string): Promise<string> {
 describe("hc<AppType> from hono/client", () => {
   test("typed GET and PATCH /api/v1/me with a bearer token", async () => {
     const email = `typed.${Date.now()}@example.com`;
-    const client = hc<AppType>(server.url, { headers: { authorization: `Bearer ${await bearerToken(email)}` } });
+    const client = hc<AppType>(server().url, { headers: { authorization: `Bearer ${await bearerToken(email)}` } });
 
     const me = await client.api.v1.me.$get();
     expect(me.status).toBe(200);
@@ -73,7 +62,7 @@ describe("hc<AppType> from hono/client", () => {
   });
 
   test("without a token the typed client gets the 401 envelope", async () => {
-    const res = await hc<AppType>(server.url).api.v1.me.$get();
+    const res = await hc<AppType>(server().url).api.v1.me.$get();
     expect(res.status as number).toBe(401);
     expect((await envelope(res)).error.code).toBe("UNAUTHENTICATED");
   });

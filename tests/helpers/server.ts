@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { afterAll, beforeAll } from "bun:test";
 import type { Subprocess } from "bun";
 import { createTestDatabase, TEST_DATABASE_URL, type TestDatabase } from "./db";
 import { TEST_SECRET } from "./app";
@@ -92,6 +93,27 @@ export async function startServer(options: { storage: ServerStorage; env?: Recor
   }
   await server.stop("SIGKILL");
   throw new Error(`server did not become ready:\n${output.join("\n")}`);
+}
+
+/**
+ * One real server process for the calling test file, on fresh storage: started in beforeAll,
+ * stopped and its storage destroyed in afterAll. Returns an accessor, like useTestApp.
+ */
+export function useServer(env: Record<string, string> = {}): () => RunningServer {
+  let storage: ServerStorage | undefined;
+  let server: RunningServer | undefined;
+  beforeAll(async () => {
+    storage = await createServerStorage();
+    server = await startServer({ storage, env });
+  }, 120_000);
+  afterAll(async () => {
+    await server?.stop();
+    await storage?.destroy();
+  }, 60_000);
+  return () => {
+    if (!server) throw new Error("useServer: the server is started in beforeAll");
+    return server;
+  };
 }
 
 async function collect(stream: ReadableStream<Uint8Array>, into: string[]) {
