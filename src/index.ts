@@ -4,7 +4,7 @@ import { ConfigError, loadConfig, type Config } from "./config";
 import { DataDirInUseError, openDatabase, type Database } from "./database/client";
 import { migrateDatabase } from "./database/migrate";
 import { isDatabaseUnavailable } from "./errors";
-import { createLogger, type Logger } from "./lib/logger";
+import { createLogger, flushLogs, type Logger } from "./lib/logger";
 import { createChangeNotifier } from "./services/events/notifier";
 import { scheduleDeviceFlowPurge } from "./services/credentials/purge-device-flows";
 import { scheduleCatalogRefresh } from "./services/providers/catalog-refresh";
@@ -131,11 +131,6 @@ async function migrateWithRetry(database: Database, config: Config, logger: Logg
       await Bun.sleep(Math.min(1000 * attempt, 5000));
     }
   }
-}
-
-/** Logs are written asynchronously; the last lines must reach stdout before the process exits. */
-function flushLogs(logger: Logger): Promise<void> {
-  return new Promise((resolve) => logger.flush(() => resolve()));
 }
 
 await main();
