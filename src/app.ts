@@ -7,6 +7,7 @@ import { requestId } from "hono/request-id";
 import { secureHeaders } from "hono/secure-headers";
 import { timeout } from "hono/timeout";
 import { CLIENT_IP_HEADER, createAuth, type Auth } from "./auth/auth";
+import { createSessionResolver, type SessionResolver } from "./auth/session-cache";
 import type { Config } from "./config";
 import type { AppEnv } from "./context";
 import type { Database } from "./database/client";
@@ -18,6 +19,7 @@ import { clientIp } from "./middleware/client-ip";
 import { errorHandler, notFoundHandler, sendError } from "./middleware/errors";
 import { requestLog } from "./middleware/request-log";
 import { requireUser } from "./middleware/require-user";
+import { REQUEST_ID_HEADER } from "./services/activity/auth-events";
 import { bindVault } from "./middleware/vault";
 import { credentialRoutes } from "./routes/credentials";
 import { providerRoutes } from "./routes/providers";
@@ -31,9 +33,16 @@ import type { SandboxConfigApplier } from "./services/agent-config/apply";
 import { createChangeNotifier, type ChangeNotifier } from "./services/events/notifier";
 import { createDriver } from "./orchestrator";
 import { agentProxyRoutes } from "./routes/agent-proxy";
+import { chatRoutes } from "./routes/chat";
 import { catalogRouter } from "./routes/catalog";
 import { orchestratorRoutes } from "./routes/orchestrator";
+import { knowledgeRoutes } from "./routes/knowledge";
+import { mcpRoutes } from "./routes/mcp";
+import { onboardingRoutes } from "./routes/onboarding";
 import { sandboxRoutes } from "./routes/sandboxes";
+import { accountRoutes } from "./routes/account";
+import { activityRoutes } from "./routes/activity";
+import { runWorkloadCleanups } from "./services/account/workload-cleanup";
 import type { SandboxRuntime } from "./services/sandboxes/runtime";
 import { buildSandboxRuntime } from "./services/sandboxes/setup";
 import { sandboxHooks } from "./services/sandboxes/workload-files";
@@ -44,6 +53,8 @@ export type AppDeps = {
   logger: Logger;
   /** Built from config and database when not given. */
   auth?: Auth;
+  /** Session resolution with its cache (src/auth/session-cache.ts); built from auth and database when not given. */
+  sessions?: SessionResolver;
   /** Injectable clock for services and jobs (tests pass a fake one). */
   now?: () => Date;
   /** Change notifications across instances; built from the database when not given (the caller closes it). */
@@ -69,11 +80,21 @@ export function createApp(deps: AppDeps) {
   const now = deps.now ?? (() => new Date());
   const auth = deps.auth ?? createAuth({ config, db: database.db, logger });
   const events = deps.events ?? createChangeNotifier(database, logger);
+  const sessions =
+    deps.sessions ??
+    createSessionResolver({ auth, database, secret: config.authSecret, logger, options: config.sessionCache });
   const sandboxes =
     deps.sandboxes ?? buildSandboxRuntime({ config, db: database.db, logger, now, driver: createDriver(config, logger) });
   // Changed configuration and credentials reach the owner's running sandboxes.
-  const hooks = sandboxHooks({ db: database.db, keyring: config.keyring, logger, now, driver: sandboxes.driver });
+  const hooks = sandboxHooks({ db: database.db, keyring: config.keyring, logger, now, driver: sandboxes.driver, mcp: config.mcp });
   const sandboxConfig = deps.sandboxConfig ?? hooks.config;
+  // After an account deletion commits, its sandboxes' workloads are removed at once; the
+  // workload-cleanups job (src/jobs/background.ts) retries whatever fails until it is gone.
+  const removeWorkloads = (sandboxIds: string[]) => {
+    void runWorkloadCleanups({ db: database.db, driver: sandboxes.driver, logger, now }, { only: sandboxIds }).catch((err) =>
+      logger.warn({ err: { message: (err as Error).message } }, "workload cleanup after account deletion failed; the job retries"),
+    );
+  };
 
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
 
@@ -133,6 +154,14 @@ export function createApp(deps: AppDeps) {
   app.onError(errorHandler(logger));
   app.notFound(notFoundHandler(() => app.routes));
 
+  // Requests that may change sessions or users (sign-out, revocation, profile and account
+  // changes) answer only once every instance's session cache has dropped what they changed.
+  const SESSION_CHANGES = /^\/api\/(auth\/|v1\/me(\/account|\/sessions)?(\/|$))/;
+  app.use("/api/*", async (c, next) => {
+    await next();
+    if (c.req.method !== "GET" && SESSION_CHANGES.test(c.req.path)) await sessions.settle();
+  });
+
   app.on(["GET", "POST"], "/api/auth/*", (c) => {
     // Better Auth reads the client address from CLIENT_IP_HEADER only; whatever the client sent
     // under that name is replaced by the address resolved above.
@@ -140,10 +169,15 @@ export function createApp(deps: AppDeps) {
     headers.delete(CLIENT_IP_HEADER);
     const ip = c.get("clientIp");
     if (ip) headers.set(CLIENT_IP_HEADER, ip);
+    // The request id for the auth activity entries (src/services/activity/auth-events.ts).
+    headers.set(REQUEST_ID_HEADER, c.get("requestId"));
     return auth.handler(new Request(c.req.raw, { headers }));
   });
 
-  app.use("/api/v1/*", requireUser(auth, database.db, now));
+  // The knowledge MCP server authenticates sandbox agents by their MCP token, not a session:
+  // mounted ahead of requireUser, which its handlers never reach.
+  app.route("/api/v1", mcpRoutes({ db: database.db, now }));
+  app.use("/api/v1/*", requireUser(sessions, database.db, now));
   app.use(
     "/api/v1/*",
     bindVault({
@@ -159,6 +193,8 @@ export function createApp(deps: AppDeps) {
   const routes = app
     .route("/", healthRoutes(database, sandboxes.driver))
     .route("/api/v1", meRoutes())
+    .route("/api/v1", activityRoutes())
+    .route("/api/v1", accountRoutes({ freshSessionMs: config.accountDeleteFreshSessionMs, removeWorkloads }))
     .route("/api/v1", preferencesRoutes({ events, heartbeatMs: config.eventsHeartbeatMs }))
     .route("/api/v1", agentConfigRoutes({ sandboxConfig }))
     .route("/api/v1", providerRoutes())
@@ -166,12 +202,20 @@ export function createApp(deps: AppDeps) {
     .route("/api/v1", catalogRouter())
     .route("/api/v1", sandboxRoutes(sandboxes))
     .route("/api/v1", agentProxyRoutes(sandboxes))
-    .route("/api/v1", orchestratorRoutes(sandboxes.driver));
+    .route("/api/v1", chatRoutes(sandboxes))
+    .route("/api/v1", orchestratorRoutes(sandboxes.driver))
+    .route("/api/v1", knowledgeRoutes())
+    .route("/api/v1", onboardingRoutes(sandboxes, config.mcp));
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", {
     type: "http",
     scheme: "bearer",
     description: "The signed session token from the `set-auth-token` header of a sign-in response.",
+  });
+  app.openAPIRegistry.registerComponent("securitySchemes", "mcpToken", {
+    type: "http",
+    scheme: "bearer",
+    description: "A sandbox's MCP token (wmcp_…), handed to its agent's opencode.json on every start; only for /api/v1/mcp.",
   });
   app.openAPIRegistry.registerComponent("securitySchemes", "cookieAuth", {
     type: "apiKey",

@@ -118,9 +118,21 @@ const envSchema = z
     MAX_SANDBOXES_PER_USER: intInRange(1, 100_000, 20),
     MAX_RUNNING_SANDBOXES_PER_USER: intInRange(1, 10_000, 3),
     SANDBOX_TRANSITION_TIMEOUT_SECONDS: intInRange(10, 86_400, 300),
+    // A worker's hold on the operation it runs; renewed while it runs, so after a crash another
+    // instance (or the restarted one) takes the operation over once this much time has passed.
+    SANDBOX_OPERATION_CLAIM_SECONDS: intInRange(2, 3_600, 60),
     SANDBOX_RECONCILE_INTERVAL_SECONDS: intInRange(1, 86_400, 30),
+    // Chat sync (src/services/chat/sync-manager.ts): how often an instance looks for running
+    // sandboxes to follow, how long its per-sandbox lease lasts, and the reconciliation cadence.
+    CHAT_SYNC_TICK_MS: intInRange(100, 600_000, 2_000),
+    CHAT_SYNC_LEASE_MS: intInRange(1_000, 3_600_000, 15_000),
+    CHAT_RECONCILE_INTERVAL_SECONDS: intInRange(1, 86_400, 60),
     // Comment lines on idle event streams, so proxies and browsers keep them open.
     EVENTS_HEARTBEAT_MS: intInRange(50, 300_000, 15_000),
+    // Verified sessions are cached this long per instance (0: every request reads the database).
+    // Sign-out and revocation still take effect at once: see src/auth/session-cache.ts.
+    SESSION_CACHE_TTL_SECONDS: intInRange(0, 3_600, 30),
+    SESSION_CACHE_MAX_ENTRIES: intInRange(1, 10_000_000, 50_000),
     AUTH_RATE_LIMIT_MAX: intInRange(1, 1_000_000, 100),
     AUTH_RATE_LIMIT_WINDOW_SECONDS: intInRange(1, 86_400, 60),
     AUTH_SIGN_IN_RATE_LIMIT_MAX: intInRange(1, 1_000_000, 10),
@@ -135,6 +147,17 @@ const envSchema = z
     PROVIDER_CATALOG_REFRESH_MINUTES: intInRange(0, 10_080, 360),
     // The OAuth app whose device flow signs users in to GitHub Copilot (OpenCode's public one).
     COPILOT_OAUTH_CLIENT_ID: z.preprocess(emptyToUndefined, z.string().default("Iv1.b507a08c87ecfe98")),
+    // The URL an agent inside a sandbox reaches Warren at, for the knowledge MCP server
+    // (default http://127.0.0.1:PORT: both drivers give sandboxes the host's network).
+    SANDBOX_API_URL: z.preprocess(emptyToUndefined, httpUrl.optional()),
+    // Lifetime of a sandbox's MCP token; a new one is issued on every start.
+    MCP_TOKEN_TTL_MINUTES: intInRange(1, 10_080, 720),
+    // Activity older than this moves to the anonymised archive (src/jobs/retention.ts).
+    ACTIVITY_RETENTION_DAYS: intInRange(1, 36_500, 90),
+    ACTIVITY_RETENTION_BATCH_SIZE: intInRange(1, 100_000, 1_000),
+    ACTIVITY_RETENTION_INTERVAL_MINUTES: intInRange(1, 10_080, 1_440),
+    // DELETE /me/account without a password needs a session signed in at most this long ago.
+    ACCOUNT_DELETE_FRESH_SESSION_MINUTES: intInRange(1, 1_440, 15),
   })
   .superRefine((env, ctx) => {
     if (env.NODE_ENV === "production") {
@@ -210,9 +233,13 @@ export type Config = {
   };
   /** A request still unanswered after this gets 503, whatever it waits for. */
   requestTimeoutMs: number;
-  sandboxes: { maxSandboxes: number; maxRunning: number; transitionTimeoutMs: number; reconcileIntervalMs: number };
+  sandboxes: { maxSandboxes: number; maxRunning: number; transitionTimeoutMs: number; reconcileIntervalMs: number; operationClaimMs: number };
+  /** Chat sync from the sandboxes' agents (src/services/chat/sync-manager.ts). */
+  chatSync: { tickMs: number; leaseMs: number; reconcileIntervalMs: number };
   /** Interval of the heartbeat comment on server-sent event streams. */
   eventsHeartbeatMs: number;
+  /** src/auth/session-cache.ts; ttlMs 0 turns the cache off. */
+  sessionCache: { ttlMs: number; maxEntries: number };
   /** Per client address and window; sign-in/up and password changes have their own, lower max. */
   authRateLimit: { max: number; signInMax: number; windowSeconds: number };
   /** The vault keyring; in development a generated key kept in DATA_DIR (0600). */
@@ -220,6 +247,12 @@ export type Config = {
   legacyEncryptionKey: string | undefined;
   providerCatalog: { url: string; timeoutMs: number; refreshIntervalMs: number };
   copilotClientId: string;
+  /** The knowledge MCP server as sandboxes see it: base URL and token lifetime. */
+  mcp: { sandboxApiUrl: string; tokenTtlMs: number; tokenSecret: string };
+  /** Activity retention (archive with personal data removed) and the job's cadence. */
+  activity: { retentionDays: number; retentionBatchSize: number; retentionIntervalMs: number };
+  /** How recent a session must be to delete the account without re-entering the password. */
+  accountDeleteFreshSessionMs: number;
 };
 
 export class ConfigError extends Error {
@@ -245,6 +278,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
   const host = env.HOST ?? (env.NODE_ENV === "production" ? "0.0.0.0" : "127.0.0.1");
   const publicUrl = (env.PUBLIC_URL ?? `http://localhost:${env.PORT}`).replace(/\/$/, "");
   const publicOrigin = new URL(publicUrl).origin;
+  const authSecret = env.AUTH_SECRET ?? persistentDevSecret(dataDir, "auth-secret");
   return {
     env: env.NODE_ENV,
     host,
@@ -254,7 +288,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     poolSize: env.DATABASE_POOL_SIZE,
     dataDir,
     trustedOrigins: [...new Set([publicOrigin, ...env.TRUSTED_ORIGINS])],
-    authSecret: env.AUTH_SECRET ?? persistentDevSecret(dataDir, "auth-secret"),
+    authSecret,
     github:
       env.GITHUB_CLIENT_ID && env.GITHUB_CLIENT_SECRET
         ? { clientId: env.GITHUB_CLIENT_ID, clientSecret: env.GITHUB_CLIENT_SECRET }
@@ -279,9 +313,16 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       maxSandboxes: env.MAX_SANDBOXES_PER_USER,
       maxRunning: env.MAX_RUNNING_SANDBOXES_PER_USER,
       transitionTimeoutMs: env.SANDBOX_TRANSITION_TIMEOUT_SECONDS * 1000,
+      operationClaimMs: env.SANDBOX_OPERATION_CLAIM_SECONDS * 1000,
       reconcileIntervalMs: env.SANDBOX_RECONCILE_INTERVAL_SECONDS * 1000,
     },
+    chatSync: {
+      tickMs: env.CHAT_SYNC_TICK_MS,
+      leaseMs: env.CHAT_SYNC_LEASE_MS,
+      reconcileIntervalMs: env.CHAT_RECONCILE_INTERVAL_SECONDS * 1000,
+    },
     eventsHeartbeatMs: env.EVENTS_HEARTBEAT_MS,
+    sessionCache: { ttlMs: env.SESSION_CACHE_TTL_SECONDS * 1000, maxEntries: env.SESSION_CACHE_MAX_ENTRIES },
     authRateLimit: {
       max: env.AUTH_RATE_LIMIT_MAX,
       signInMax: env.AUTH_SIGN_IN_RATE_LIMIT_MAX,
@@ -295,6 +336,18 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       refreshIntervalMs: env.PROVIDER_CATALOG_REFRESH_MINUTES * 60_000,
     },
     copilotClientId: env.COPILOT_OAUTH_CLIENT_ID,
+    mcp: {
+      sandboxApiUrl: (env.SANDBOX_API_URL ?? `http://127.0.0.1:${env.PORT}`).replace(/\/$/, ""),
+      tokenTtlMs: env.MCP_TOKEN_TTL_MINUTES * 60_000,
+      // MCP tokens are derived from it (HMAC), so the same token can be written again.
+      tokenSecret: authSecret,
+    },
+    activity: {
+      retentionDays: env.ACTIVITY_RETENTION_DAYS,
+      retentionBatchSize: env.ACTIVITY_RETENTION_BATCH_SIZE,
+      retentionIntervalMs: env.ACTIVITY_RETENTION_INTERVAL_MINUTES * 60_000,
+    },
+    accountDeleteFreshSessionMs: env.ACCOUNT_DELETE_FRESH_SESSION_MINUTES * 60_000,
   };
 }
 

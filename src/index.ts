@@ -6,6 +6,7 @@ import { migrateDatabase } from "./database/migrate";
 import { isDatabaseUnavailable } from "./errors";
 import { createLogger, flushLogs, type Logger } from "./lib/logger";
 import { createChangeNotifier } from "./services/events/notifier";
+import { DEFAULT_KNOWLEDGE_DIR, seedKnowledge } from "./services/knowledge/seed";
 import { scheduleDeviceFlowPurge } from "./services/credentials/purge-device-flows";
 import { scheduleCatalogRefresh } from "./services/providers/catalog-refresh";
 import { startSandboxBackground } from "./jobs/background";
@@ -47,6 +48,17 @@ async function main() {
     throw err;
   }
   await migrateWithRetry(database, config, logger);
+  // The starter knowledge base ships with Warren: brought up to date on every start (idempotent;
+  // unchanged documents are left alone). Operators add theirs with `bun run knowledge:seed`.
+  try {
+    const seeded = await seedKnowledge(database.db, { dir: DEFAULT_KNOWLEDGE_DIR, source: "seed" });
+    if (seeded.created.length + seeded.updated.length > 0) {
+      logger.info({ created: seeded.created.length, updated: seeded.updated.length }, "knowledge base seeded");
+    }
+  } catch (err) {
+    // Another instance seeding at the same moment, or a broken file: the API works regardless.
+    logger.warn({ err: { message: (err as Error).message } }, "seeding the starter knowledge base failed");
+  }
 
   const events = createChangeNotifier(database, logger);
   const now = () => new Date();

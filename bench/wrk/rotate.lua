@@ -1,14 +1,26 @@
--- wrk script for Warren's benchmarks (bench/sandboxes.ts sets the environment):
---   BENCH_TOKEN  bearer token sent as "Authorization: Bearer …" (unset: no header)
---   BENCH_PATHS  request paths separated by newlines; each thread cycles through them, starting
---                at a different offset, so a "get by id" run spreads over several rows
+-- wrk script for Warren's benchmarks (bench/lib/wrk.ts sets the environment):
+--   BENCH_TOKEN   bearer token sent as "Authorization: Bearer …" (unset: no header)
+--   BENCH_COOKIE  a Cookie header ("name=value"), for a browser-style session (unset: none)
+--   BENCH_PATHS   requests separated by newlines; each thread cycles through them, starting at a
+--                 different offset, so a "get by id" run spreads over several rows. A line is a
+--                 path ("/api/v1/me", a GET) or "METHOD path body" ("PATCH /api/v1/me/preferences
+--                 {…}"; the body, if any, is sent as application/json)
 -- done() prints one machine-readable line, "BENCH_JSON {…}", with latencies in microseconds.
 
 local token = os.getenv("BENCH_TOKEN")
 if token and token ~= "" then wrk.headers["Authorization"] = "Bearer " .. token end
+local cookie = os.getenv("BENCH_COOKIE")
+if cookie and cookie ~= "" then wrk.headers["Cookie"] = cookie end
 
-local paths = {}
-for p in string.gmatch(os.getenv("BENCH_PATHS") or "/", "[^\n]+") do paths[#paths + 1] = p end
+local requests = {}
+for line in string.gmatch(os.getenv("BENCH_PATHS") or "/", "[^\n]+") do
+  local method, path, body = string.match(line, "^(%u+) (%S+) ?(.*)$")
+  if method then
+    requests[#requests + 1] = { method = method, path = path, body = body ~= "" and body or nil }
+  else
+    requests[#requests + 1] = { method = "GET", path = line }
+  end
+end
 
 local counter = 1
 local threads = {}
@@ -19,12 +31,16 @@ function setup(thread)
 end
 
 function init(args)
-  counter = (offset or 0) % #paths
+  counter = (offset or 0) % #requests
 end
 
 function request()
   counter = counter + 1
-  return wrk.format("GET", paths[(counter % #paths) + 1])
+  local r = requests[(counter % #requests) + 1]
+  if r.body then
+    return wrk.format(r.method, r.path, { ["Content-Type"] = "application/json" }, r.body)
+  end
+  return wrk.format(r.method, r.path)
 end
 
 function done(summary, latency, requests)

@@ -41,6 +41,12 @@ export const chatSessions = pgTable(
     lastMessageAt: tz("last_message_at"),
     lastSyncedAt: tz("last_synced_at"),
     externalUpdatedAt: tz("external_updated_at"),
+    /**
+     * Set when the user purged the session: its messages are gone and the row stays as a
+     * tombstone, so that later events from the agent about the same session are ignored instead
+     * of bringing it back.
+     */
+    purgedAt: tz("purged_at"),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
@@ -80,6 +86,13 @@ export const chatMessages = pgTable(
     inputTokens: integer("input_tokens").notNull().default(0),
     outputTokens: integer("output_tokens").notNull().default(0),
     reasoningTokens: integer("reasoning_tokens").notNull().default(0),
+    cacheReadTokens: integer("cache_read_tokens").notNull().default(0),
+    cacheWriteTokens: integer("cache_write_tokens").notNull().default(0),
+    /**
+     * True while only parts of the message have arrived (events can come out of order): the row
+     * exists for the parts to hang on, and counts nothing until the message itself arrives.
+     */
+    isStub: boolean("is_stub").notNull().default(false),
     cost: numeric("cost", { precision: 14, scale: 6, mode: "number" }).notNull().default(0),
     status: chatMessageStatus("status").notNull().default("complete"),
     errorMessage: text("error_message"),
@@ -93,7 +106,10 @@ export const chatMessages = pgTable(
       .on(t.sessionId, t.externalMessageId)
       .where(sql`${t.externalMessageId} is not null`),
     index("chat_messages_session_idx").on(t.sessionId, t.createdAt, t.id),
+    // Usage by time range (GET /me/usage) reads only this index.
     index("chat_messages_user_created_idx").on(t.userId, t.createdAt),
+    // Search: rare terms are found through the GIN index, frequent ones by walking the user's
+    // messages newest first (chat_messages_user_created_idx); the planner picks per query.
     index("chat_messages_search_idx").using("gin", t.searchVector),
   ],
 );
@@ -109,6 +125,11 @@ export const chatMessageParts = pgTable(
     type: text("type").notNull(),
     content: jsonb("content").$type<unknown>().notNull(),
     position: integer("position").notNull().default(0),
+    /**
+     * How far along the part is (finished, tool state, size): a replayed or late older version
+     * of the part never overwrites a newer one, so events in any order converge.
+     */
+    revision: bigint("revision", { mode: "number" }).notNull().default(0),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
@@ -129,5 +150,8 @@ export const chatSyncState = pgTable("chat_sync_state", {
   lastError: text("last_error"),
   consecutiveErrors: integer("consecutive_errors").notNull().default(0),
   eventsIngested: bigint("events_ingested", { mode: "number" }).notNull().default(0),
+  /** Milliseconds between receiving the last batch's oldest event and committing it. */
+  lagMs: integer("lag_ms"),
+  lastErrorAt: tz("last_error_at"),
   updatedAt: updatedAt(),
 });

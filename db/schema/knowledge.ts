@@ -29,10 +29,13 @@ export const knowledgeDocuments = pgTable(
   },
   (t) => [
     index("knowledge_documents_category_idx").on(t.category),
+    // Keyset pages of the whole base, newest first (lib/pagination).
+    index("knowledge_documents_created_idx").on(t.createdAt.desc(), t.id.desc()),
     index("knowledge_documents_tags_idx").using("gin", t.tags),
     index("knowledge_documents_search_idx").using("gin", t.searchVector),
     // Trigram similarity for short or misspelled queries (pg_trgm, created by the first migration).
     index("knowledge_documents_title_trgm_idx").using("gin", sql`${t.title} gin_trgm_ops`),
+    index("knowledge_documents_description_trgm_idx").using("gin", sql`${t.description} gin_trgm_ops`),
   ],
 );
 

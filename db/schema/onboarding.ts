@@ -26,6 +26,8 @@ export const onboardingSessions = pgTable(
     requirements: jsonb("requirements").$type<Record<string, unknown>>(),
     recommendations: jsonb("recommendations").$type<Record<string, unknown>>(),
     generated: jsonb("generated").$type<Record<string, unknown>>(),
+    /** The configuration layer last applied to the sandbox; written into it again on every start. */
+    applied: jsonb("applied").$type<Record<string, unknown>>(),
     errorMessage: text("error_message"),
     appliedAt: tz("applied_at"),
     version: integer("version").notNull().default(1),

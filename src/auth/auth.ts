@@ -6,6 +6,7 @@ import type { Config } from "../config";
 import type { Db } from "../database/client";
 import { ID_PREFIXES, newId, type IdKind } from "../lib/ids";
 import type { Logger } from "../lib/logger";
+import { authActivityHooks } from "../services/activity/auth-events";
 
 /**
  * The header through which Warren tells Better Auth the client's address. Any incoming value is
@@ -81,6 +82,8 @@ export function createAuth({ config, db, logger }: AuthOptions) {
         generateId: ({ model }) => newId(model in ID_PREFIXES ? (model as IdKind) : "request"),
       },
     },
+    // auth.sign_up / auth.sign_in / auth.sign_out in the activity log, after Better Auth commits.
+    databaseHooks: authActivityHooks({ db, logger, clientIpHeader: CLIENT_IP_HEADER }),
     plugins: [bearer()],
     // These hand a linked account's decrypted OAuth tokens to whoever holds the session; secrets
     // never leave Warren in a response, so they are switched off.

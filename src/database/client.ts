@@ -8,6 +8,7 @@ import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
 import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
 import * as schema from "../../db/schema";
+import { createPgliteListener, createPostgresListener, type DatabaseListener } from "./listener";
 
 export type Schema = typeof schema;
 /** The one database API the services see, whichever engine is underneath. */
@@ -23,6 +24,8 @@ export type Database = {
   engine: DatabaseEngine;
   /** Where it lives, for logs: the data directory, "memory", or the server (without credentials). */
   location: string;
+  /** LISTEN for cross-instance signals: one dedicated connection, opened on first use. */
+  listener(): DatabaseListener;
   close(): Promise<void>;
 };
 
@@ -107,21 +110,31 @@ export function openPostgres(url: string, poolSize: number): Database {
     onnotice: () => {},
     connection: { application_name: "warren" },
   });
+  let listener: DatabaseListener | undefined;
   return {
     db: drizzlePostgres({ client, schema }) as unknown as Db,
     engine: "postgres",
     location: redactUrl(url),
-    close: () => client.end({ timeout: 5 }),
+    listener: () => (listener ??= createPostgresListener(url)),
+    close: async () => {
+      await listener?.close();
+      await client.end({ timeout: 5 });
+    },
   };
 }
 
 export async function wrapPglite(client: PGlite, location: string): Promise<Database> {
   await client.waitReady;
+  let listener: DatabaseListener | undefined;
   return {
     db: drizzlePglite({ client, schema }) as unknown as Db,
     engine: "pglite",
     location,
-    close: () => client.close(),
+    listener: () => (listener ??= createPgliteListener(client)),
+    close: async () => {
+      await listener?.close();
+      await client.close();
+    },
   };
 }
 

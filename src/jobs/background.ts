@@ -2,10 +2,13 @@ import { hostname } from "node:os";
 import type { Config } from "../config";
 import type { Database } from "../database/client";
 import type { Logger } from "../lib/logger";
+import { startChatSync } from "../services/chat/sync-manager";
 import { startOperationWorker } from "../services/sandboxes/operation-worker";
 import { reconcile, stopIdleSandboxes } from "../services/sandboxes/reconcile";
 import type { SandboxRuntime } from "../services/sandboxes/runtime";
 import { startJobs } from "./scheduler";
+import { startRetentionJob } from "./retention";
+import { runWorkloadCleanups } from "../services/account/workload-cleanup";
 
 /**
  * The sandbox background work of one Warren process: the operation worker (every instance runs
@@ -24,6 +27,17 @@ export function startSandboxBackground(opts: {
   const worker = startOperationWorker(rt, { holder });
   rt.attachWorker(worker);
   const first = reconcile(rt).catch((err) => logger.warn({ err: { message: (err as Error).message } }, "start-up reconcile failed"));
+  // Chat history: every running sandbox's agent stream, each followed by one instance (leases).
+  const chatSync = startChatSync({
+    rt,
+    logger: logger.child({ component: "chat-sync" }),
+    holder,
+    tickMs: config.chatSync.tickMs,
+    leaseMs: config.chatSync.leaseMs,
+    reconcileIntervalMs: config.chatSync.reconcileIntervalMs,
+  });
+  // Activity older than the retention period moves to the anonymised archive (daily, one instance).
+  const retention = startRetentionJob({ config, db: database.db, logger, holder, now: rt.now });
   const jobs = startJobs({
     db: database.db,
     logger,
@@ -32,11 +46,15 @@ export function startSandboxBackground(opts: {
     jobs: [
       { name: "sandbox-reconciler", intervalMs: config.sandboxes.reconcileIntervalMs, run: () => reconcile(rt) },
       { name: "sandbox-idle-reaper", intervalMs: Math.min(config.sandboxes.reconcileIntervalMs, 60_000), run: () => stopIdleSandboxes(rt) },
+      // Workloads of deleted accounts: retried until removed (rows are claimed, so any instance may run it).
+      { name: "workload-cleanups", intervalMs: 30_000, run: () => runWorkloadCleanups(rt) },
     ],
   });
   return {
     async stop() {
       await first;
+      await retention.stop();
+      await chatSync.stop();
       await jobs.stop();
       await worker.stop();
       await rt.driver.close();

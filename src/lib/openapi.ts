@@ -48,13 +48,38 @@ export function validationError(error: ZodError, target: string): AppError {
   return new AppError("VALIDATION_FAILED", summary + more, { fields });
 }
 
+/**
+ * The path of the first string holding a NUL character, or undefined. PostgreSQL cannot store
+ * U+0000 in text or jsonb: such a value reaching a query is a 500 (SQLSTATE 22021 / 22P05), so
+ * it is refused here as bad input, naming the field (found by the OpenAPI fuzzer, issue 11).
+ */
+function nulPath(value: unknown, path: PropertyKey[] = [], depth = 0): PropertyKey[] | undefined {
+  if (typeof value === "string") return value.includes("\u0000") ? path : undefined;
+  if (depth > 64 || value === null || typeof value !== "object") return undefined;
+  for (const [key, child] of Array.isArray(value) ? value.entries() : Object.entries(value)) {
+    if (typeof key === "string" && key.includes("\u0000")) return [...path, key];
+    const found = nulPath(child, [...path, key], depth + 1);
+    if (found) return found;
+  }
+  return undefined;
+}
+
 /** Every router validates with this hook, so every validation failure has the same shape. */
 export const validationHook = (
-  result: { success: boolean; error?: unknown; target: string },
+  result: { success: boolean; error?: unknown; data?: unknown; target: string },
   // biome-ignore lint: the hook signature is Hono's
   _c: unknown,
 ) => {
   if (!result.success) throw validationError(result.error as ZodError, result.target);
+  const nul = nulPath(result.data);
+  if (nul) {
+    const location = LOCATIONS[result.target] ?? result.target;
+    const field = formatPath(nul) || "(root)";
+    const message = "must not contain NUL (U+0000) characters";
+    throw new AppError("VALIDATION_FAILED", `Invalid ${location} field "${field}": ${message}`, {
+      fields: [{ location, field, message, code: "invalid_characters" }],
+    });
+  }
 };
 
 export function createRouter() {

@@ -39,7 +39,13 @@ export function decodeCursor(cursor: string): Key {
     const value = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as unknown;
     if (Array.isArray(value) && value.length === 2 && typeof value[0] === "string" && typeof value[1] === "string") {
       const createdAt = new Date(value[0]);
-      if (!Number.isNaN(createdAt.getTime())) return { createdAt, id: value[1] };
+      // A forged cursor must not reach the query with a value PostgreSQL refuses (a 500): a year
+      // outside 1–9999 (toISOString writes "+010000-…"), or an id with NUL or of absurd length.
+      const year = createdAt.getUTCFullYear();
+      const id = value[1];
+      if (!Number.isNaN(createdAt.getTime()) && year >= 1 && year <= 9999 && id.length <= 256 && !id.includes("\u0000")) {
+        return { createdAt, id };
+      }
     }
   } catch {
     // fall through to the validation error

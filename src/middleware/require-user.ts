@@ -1,16 +1,17 @@
 import type { MiddlewareHandler } from "hono";
-import type { Auth } from "../auth/auth";
+import type { SessionResolver } from "../auth/session-cache";
 import type { AppEnv } from "../context";
 import type { Db } from "../database/client";
 import { unauthenticated } from "../errors";
 
 /**
- * Resolves the session from the cookie or the bearer token and binds the caller's scope. Every
- * /api/v1 route sits behind it; services receive c.var.scope and filter by its userId.
+ * Resolves the session from the cookie or the bearer token (src/auth/session-cache.ts) and binds
+ * the caller's scope. Every /api/v1 route sits behind it; services receive c.var.scope and filter
+ * by its userId.
  */
-export function requireUser(auth: Auth, db: Db, now: () => Date): MiddlewareHandler<AppEnv> {
+export function requireUser(sessions: SessionResolver, db: Db, now: () => Date): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    const result = await auth.api.getSession({ headers: c.req.raw.headers });
+    const result = await sessions.resolve(c.req.raw.headers);
     if (!result) throw unauthenticated();
     c.set("user", result.user);
     c.set("session", result.session);

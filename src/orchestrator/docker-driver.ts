@@ -1,8 +1,8 @@
 import Docker from "dockerode";
 import type { AppliedLimits } from "../../db/schema";
 import type { Logger } from "../lib/logger";
-import { DriverUnavailableError, type Availability, type OrchestratorDriver, type WorkloadFile, type WorkloadInfo, type WorkloadSpec } from "./driver";
-import { assertSandboxId, sandboxEnv, SANDBOX_HOME, SANDBOX_WORKSPACE, validateFiles, waitForAgent } from "./opencode";
+import { DriverUnavailableError, type Availability, type OrchestratorDriver, type WorkloadFile, type WorkloadInfo, type WorkloadSpec, type WriteOptions } from "./driver";
+import { assertSandboxId, PRUNE_SCRIPT, pruneManifest, sandboxEnv, SANDBOX_HOME, SANDBOX_WORKSPACE, validateFiles, waitForAgent } from "./opencode";
 import { freeLoopbackPort } from "./processes";
 import { parentDirs, tarArchive, type TarEntry } from "./tar";
 
@@ -66,7 +66,8 @@ export class DockerDriver implements OrchestratorDriver {
 
   async start(spec: WorkloadSpec): Promise<WorkloadInfo> {
     assertSandboxId(spec.sandboxId);
-    const files = validateFiles(spec.files);
+    const replacing = spec.replaceDirectories?.length ? pruneManifest(spec.files, spec.replaceDirectories) : null;
+    const files = validateFiles(replacing ? [...spec.files, replacing.manifest] : spec.files);
     const availability = await this.availability();
     if (!availability.available) throw new DriverUnavailableError("docker", availability.reason, availability.install);
     const current = await this.inspect(spec.sandboxId);
@@ -90,7 +91,12 @@ export class DockerDriver implements OrchestratorDriver {
       Env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
       User: `${SANDBOX_UID}:${SANDBOX_UID}`,
       WorkingDir: SANDBOX_WORKSPACE,
-      Cmd: ["/usr/local/bin/opencode", "serve", "--port", String(port), "--hostname", "127.0.0.1"],
+      // With replaced directories, the agent starts only after what they should no longer hold
+      // (a custom agent deleted while the sandbox was stopped) is gone from the volume.
+      Cmd: [
+        ...(replacing ? ["/bin/sh", "-c", PRUNE_SCRIPT, "sh", SANDBOX_HOME, ...replacing.directories, "--"] : []),
+        "/usr/local/bin/opencode", "serve", "--port", String(port), "--hostname", "127.0.0.1",
+      ],
       HostConfig: {
         NetworkMode: "host",
         // opencode as PID 1 would ignore SIGTERM (no default handlers there) and every stop
@@ -202,12 +208,31 @@ export class DockerDriver implements OrchestratorDriver {
     return demux(Buffer.from(raw)).split("\n").filter((l) => l.length > 0);
   }
 
-  async writeFiles(sandboxId: string, files: WorkloadFile[]): Promise<void> {
+  async writeFiles(sandboxId: string, files: WorkloadFile[], options: WriteOptions = {}): Promise<void> {
     assertSandboxId(sandboxId);
-    const valid = validateFiles(files);
+    const replacing = options.replaceDirectories?.length ? pruneManifest(files, options.replaceDirectories) : null;
+    const valid = validateFiles(replacing ? [...files, replacing.manifest] : files);
     const container = this.docker.getContainer(DockerDriver.containerName(sandboxId));
-    if (!(await ignoring([404], () => container.inspect()))) throw new Error(`sandbox ${sandboxId} has no container`);
+    const info = await ignoring([404], () => container.inspect());
+    if (!info) throw new Error(`sandbox ${sandboxId} has no container`);
     await this.putFiles(container, valid);
+    // A stopped container prunes on its next start (its command does); a running one, now.
+    if (replacing && info.State.Running) {
+      const exec = await container.exec({
+        Cmd: ["/bin/sh", "-c", PRUNE_SCRIPT, "sh", SANDBOX_HOME, ...replacing.directories, "--"],
+        User: `${SANDBOX_UID}:${SANDBOX_UID}`,
+        AttachStdout: true,
+        AttachStderr: true,
+      });
+      const stream = await exec.start({ hijack: true, stdin: false });
+      await new Promise<void>((resolve, reject) => {
+        stream.on("end", () => resolve());
+        stream.on("error", reject);
+        stream.resume();
+      });
+      const { ExitCode } = await exec.inspect();
+      if (ExitCode !== 0) throw new Error(`pruning ${replacing.directories.join(", ")} in ${sandboxId} failed (exit ${ExitCode})`);
+    }
   }
 
   async close(): Promise<void> {}

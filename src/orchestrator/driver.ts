@@ -35,7 +35,17 @@ export type WorkloadSpec = {
   agentPassword: string;
   /** Agent configuration and credentials, written before the agent starts. */
   files: WorkloadFile[];
+  /** Directories (relative to the home) whose whole content `files` describes: see WriteOptions. */
+  replaceDirectories?: string[];
   repositoryUrl: string | null;
+};
+
+export type WriteOptions = {
+  /**
+   * Directories whose whole content the written files are: anything else directly inside them
+   * (a custom agent deleted through the API) is removed, as the sandbox's own uid, after writing.
+   */
+  replaceDirectories?: string[];
 };
 
 export type WorkloadState = "running" | "stopped" | "missing";
@@ -75,7 +85,7 @@ export interface OrchestratorDriver {
   /** The workload's recent output, oldest first. */
   logs(sandboxId: string, options?: { tail?: number; since?: Date }): Promise<string[]>;
   /** Writes files into a workload's home (e.g. changed agent configuration). */
-  writeFiles(sandboxId: string, files: WorkloadFile[]): Promise<void>;
+  writeFiles(sandboxId: string, files: WorkloadFile[], options?: WriteOptions): Promise<void>;
   /** Releases resources held by the driver itself (not the workloads). */
   close(): Promise<void>;
 }

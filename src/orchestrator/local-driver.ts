@@ -5,10 +5,10 @@ import { resolve } from "node:path";
 import type { AppliedLimits } from "../../db/schema";
 import type { Logger } from "../lib/logger";
 import { cgroupPids, removeCgroup, setupCgroup } from "./cgroups";
-import { DriverUnavailableError, type Availability, type OrchestratorDriver, type WorkloadFile, type WorkloadInfo, type WorkloadSpec } from "./driver";
+import { DriverUnavailableError, type Availability, type OrchestratorDriver, type WorkloadFile, type WorkloadInfo, type WorkloadSpec, type WriteOptions } from "./driver";
 import { LocalStore, type LocalState } from "./local-store";
 import { assertSandboxId, resolveOpencodeBinary, validateFiles, sandboxEnv, SANDBOX_HOME, SANDBOX_WORKSPACE, waitForAgent } from "./opencode";
-import { childPidNamespace, freeLoopbackPort, isOurProcess, pidNamespace, pidsOfUid, processStartTime, signal, waitUntil } from "./processes";
+import { descendantPidNamespace, freeLoopbackPort, isOurProcess, pidNamespace, pidsOfUid, processStartTime, signal, waitUntil } from "./processes";
 
 export { agentAuthHeader } from "./opencode";
 
@@ -38,8 +38,11 @@ const SCRATCH = ["/tmp", "/var/tmp"];
 const INSTALL = "apt-get install -y bubblewrap util-linux && bun install";
 
 // Constant scripts: every value reaches them as an argument, never spliced into the code.
-// The launcher joins the sandbox's cgroups before exec'ing, so no child is ever born outside them.
-const LAUNCH_SCRIPT = 'for f do shift; [ "$f" = -- ] && break; echo $$ > "$f" || exit 97; done; exec "$@"';
+// The launcher joins the sandbox's cgroups before starting bwrap, so no child is ever born outside
+// them. It stays as bwrap's parent (it does not exec): bwrap's --die-with-parent follows its
+// parent, and that must be this launcher, not Warren, or a Warren crash would take every sandbox
+// with it (sandboxes outlive Warren restarts; the reconciler finds them again).
+const LAUNCH_SCRIPT = 'for f do shift; [ "$f" = -- ] && break; echo $$ > "$f" || exit 97; done; "$@" & wait $!';
 // Time-stamps each output line inside the sandbox, so logs(since) works after a Warren restart.
 const PUMP_SCRIPT =
   'set -o pipefail; "$@" 2>&1 | while IFS= read -r line || [ -n "$line" ]; do printf "%s %s\\n" "$EPOCHREALTIME" "$line"; done';
@@ -86,7 +89,7 @@ export class LocalDriver implements OrchestratorDriver {
     }
     const state: LocalState = { sandboxId: id, userId: spec.userId, uid, pid: null, pidStartTime: null, pidNs: null, port: null, startedAt: null, image: `local:${spec.flavorId}`, appliedLimits: null, exitCode: null };
     this.store.write(state);
-    this.store.writeFiles(id, uid, spec.files);
+    this.store.writeFiles(id, uid, spec.files, { replaceDirectories: spec.replaceDirectories ?? [] });
 
     const cgroup = setupCgroup(id, spec.limits);
     state.appliedLimits = this.appliedLimits(spec, cgroup.applied, cgroup.problems);
@@ -118,7 +121,7 @@ export class LocalDriver implements OrchestratorDriver {
     const agentUrl = `http://127.0.0.1:${state.port}`;
     const up = await waitForAgent(agentUrl, spec.agentPassword, this.options.agentStartTimeoutMs, () => !exited);
     const latest = this.store.read(id) ?? state;
-    if (latest.pid === state.pid) this.store.write({ ...latest, pidNs: childPidNamespace(state.pid!) });
+    if (latest.pid === state.pid) this.store.write({ ...latest, pidNs: descendantPidNamespace(state.pid!) });
     if (!up) {
       const why = exited ? "exited during start-up" : `did not answer within ${this.options.agentStartTimeoutMs} ms`;
       const tail = this.store.readLog(id, { tail: 20 }).join("\n");
@@ -256,11 +259,11 @@ export class LocalDriver implements OrchestratorDriver {
     return this.store.readLog(sandboxId, options);
   }
 
-  async writeFiles(sandboxId: string, files: WorkloadFile[]): Promise<void> {
+  async writeFiles(sandboxId: string, files: WorkloadFile[], options: WriteOptions = {}): Promise<void> {
     assertSandboxId(sandboxId);
     const state = this.store.read(sandboxId);
     if (!state) throw new Error(`sandbox ${sandboxId} has no workload`);
-    this.store.writeFiles(sandboxId, state.uid, files);
+    this.store.writeFiles(sandboxId, state.uid, files, options);
   }
 
   async close(): Promise<void> {}

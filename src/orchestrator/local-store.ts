@@ -1,8 +1,8 @@
 import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import type { AppliedLimits } from "../../db/schema";
-import type { WorkloadFile } from "./driver";
-import { validateFiles } from "./opencode";
+import type { WorkloadFile, WriteOptions } from "./driver";
+import { PRUNE_SCRIPT, pruneManifest, validateFiles } from "./opencode";
 
 /**
  * On-disk layout of a local sandbox, the only memory the local driver has, so that a restarted
@@ -104,13 +104,21 @@ export class LocalStore {
    * written by a process running as that uid, not by Warren (root): a symlink the workload planted
    * in its home (say .config -> /etc) then reaches only what the workload could write itself.
    */
-  writeFiles(id: string, uid: number, files: WorkloadFile[]): void {
-    for (const file of validateFiles(files)) {
+  writeFiles(id: string, uid: number, files: WorkloadFile[], options: WriteOptions = {}): void {
+    const replacing = options.replaceDirectories?.length ? pruneManifest(files, options.replaceDirectories) : null;
+    for (const file of validateFiles(replacing ? [...files, replacing.manifest] : files)) {
       const result = Bun.spawnSync(
         ["setpriv", `--reuid=${uid}`, `--regid=${uid}`, "--clear-groups", "--", "sh", "-c", WRITE_FILE_SCRIPT, "sh", file.path, file.mode.toString(8)],
         { cwd: this.home(id), stdin: Buffer.from(file.content), stdout: "ignore", stderr: "pipe", env: { PATH: "/usr/bin:/bin" } },
       );
       if (result.exitCode !== 0) throw new Error(`writing ${file.path} failed: ${result.stderr.toString().trim()}`);
+    }
+    if (replacing) {
+      const result = Bun.spawnSync(
+        ["setpriv", `--reuid=${uid}`, `--regid=${uid}`, "--clear-groups", "--", "sh", "-c", PRUNE_SCRIPT, "sh", ".", ...replacing.directories, "--"],
+        { cwd: this.home(id), stdout: "ignore", stderr: "pipe", env: { PATH: "/usr/bin:/bin" } },
+      );
+      if (result.exitCode !== 0) throw new Error(`pruning ${replacing.directories.join(", ")} failed: ${result.stderr.toString().trim()}`);
     }
   }
 

@@ -113,6 +113,32 @@ export function validateFiles(files: WorkloadFile[]): Array<WorkloadFile & { pat
   return files.map((f) => ({ ...f, path: safeRelativePath(f.path), mode: f.mode ?? 0o600 }));
 }
 
+/**
+ * Replacing directories (WriteOptions.replaceDirectories). The kept entries are listed in a
+ * manifest file written with the others; a constant script, run as the sandbox's uid inside the
+ * home, removes every other entry directly inside each directory. Arguments: the home, the
+ * directories, "--", and optionally a command to exec afterwards (docker: the agent itself).
+ * A directory that is a symlink is left alone: what it points to is not Warren's to prune.
+ */
+export const MANAGED_MANIFEST = ".warren-managed";
+export const PRUNE_SCRIPT =
+  // "." is the caller's working directory already: dash's `cd .` fails when an ancestor is not
+  // searchable by the sandbox's uid (it re-resolves the path), so it is not cd'ed into.
+  'p=1; [ "$1" = . ] || cd "$1" 2>/dev/null || p=0; shift; ' +
+  'for d do shift; [ "$d" = -- ] && break; [ $p = 1 ] && [ -d "$d" ] && [ ! -L "$d" ] || continue; ' +
+  'for f in "$d"/* "$d"/.[!.]* "$d"/..?*; do { [ -e "$f" ] || [ -L "$f" ]; } || continue; ' +
+  `grep -qxF -- "$f" ${MANAGED_MANIFEST} 2>/dev/null || rm -rf -- "$f"; done; done; ` +
+  '[ $# -gt 0 ] && exec "$@"; exit 0';
+
+/** The manifest of what stays in the replaced directories, and the directories, checked. */
+export function pruneManifest(files: Array<{ path: string }>, directories: string[]): { manifest: WorkloadFile; directories: string[] } {
+  const dirs = directories.map(safeRelativePath);
+  const kept = files
+    .map((f) => safeRelativePath(f.path))
+    .filter((path) => dirs.some((d) => path.startsWith(`${d}/`) && !path.slice(d.length + 1).includes("/")));
+  return { manifest: { path: MANAGED_MANIFEST, content: kept.map((k) => `${k}\n`).join(""), mode: 0o600 }, directories: dirs };
+}
+
 /** In-sandbox home and workspace paths; the same in both drivers so agent configs are portable. */
 export const SANDBOX_HOME = "/home/sandbox";
 export const SANDBOX_WORKSPACE = "/home/workspace";

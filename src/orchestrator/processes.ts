@@ -62,13 +62,31 @@ export function pidNamespace(pid: number): string | null {
 }
 
 /** The pid namespace bwrap created: its first child (the sandbox's init) lives in it. */
-export function childPidNamespace(pid: number): string | null {
-  try {
-    const child = Number(readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/)[0]);
-    return child ? pidNamespace(child) : null;
-  } catch {
-    return null;
+/**
+ * The pid namespace of the sandbox under a launcher: the first process below `pid` whose
+ * namespace differs from the launcher's (launcher → outer bwrap → bwrap's init in the new one).
+ */
+export function descendantPidNamespace(pid: number, maxDepth = 4): string | null {
+  const own = pidNamespace(pid);
+  let level = [pid];
+  for (let depth = 0; depth < maxDepth && level.length > 0; depth++) {
+    const next: number[] = [];
+    for (const p of level) {
+      let children: number[] = [];
+      try {
+        children = readFileSync(`/proc/${p}/task/${p}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
+      } catch {
+        continue;
+      }
+      for (const child of children) {
+        const ns = pidNamespace(child);
+        if (ns && ns !== own) return ns;
+        next.push(child);
+      }
+    }
+    level = next;
   }
+  return null;
 }
 
 export function signal(pid: number, sig: NodeJS.Signals): void {

@@ -1,11 +1,12 @@
 import { AppError } from "../errors";
 import { z } from "@hono/zod-openapi";
-import { authSecurity, createRouter, errorResponses } from "../lib/openapi";
+import { authSecurity, createRouter, errorResponses, validationHook } from "../lib/openapi";
 import { agentAuthHeader } from "../orchestrator/opencode";
 import { touchSandbox } from "../services/sandboxes/manage";
 import { findOwned } from "../services/sandboxes/queries";
 import type { SandboxRuntime } from "../services/sandboxes/runtime";
 import { agentPassword } from "../services/sandboxes/worker";
+import { IdParam } from "./sandbox-schemas";
 
 // Hop-by-hop headers (RFC 9110 §7.6.1) and the caller's own credentials never travel upstream:
 // the agent gets Warren's basic-auth header instead, and never sees the user's session.
@@ -38,7 +39,11 @@ export function agentProxyRoutes(rt: SandboxRuntime) {
   }
   return router.all("/sandboxes/:id/agent/*", async (c) => {
     const scope = c.get("scope");
-    const row = await findOwned(scope.db, scope, c.req.param("id"));
+    // A wildcard route has no validator: check the id like every other sandbox route does (an id
+    // with NUL reached the query as a 500 before; found by the OpenAPI fuzzer, issue 11).
+    const parsed = IdParam.safeParse({ id: c.req.param("id") });
+    validationHook({ ...parsed, target: "param" }, c);
+    const row = await findOwned(scope.db, scope, parsed.data!.id);
     if (row.status !== "running") {
       throw new AppError("INVALID_STATE", `The sandbox is ${row.status}; start it to reach its agent`, { status: row.status });
     }

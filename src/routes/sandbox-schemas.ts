@@ -17,9 +17,11 @@ export const CreateSandbox = z
     repositoryUrl: z
       .url({ protocol: /^https$/, error: "must be an https URL" })
       .max(2048)
+      // zod runs refinements even after the url check failed: an unparseable value must not
+      // throw here (that was a 500; found by the OpenAPI fuzzer, issue 11).
       .refine((u) => {
-        const url = new URL(u);
-        return !url.username && !url.password;
+        const url = URL.parse(u);
+        return !url || (!url.username && !url.password);
       }, { error: "must not contain credentials; use the credential vault" })
       .optional(),
     env: z

@@ -22,6 +22,13 @@ const IdempotencyHeader = z.object({
     .openapi({ param: { name: "idempotency-key", in: "header" }, description: "Retries with the same key return the same sandbox" }),
 });
 
+const DeleteQuery = z.object({
+  keepChats: z
+    .enum(["true", "false"])
+    .default("false")
+    .openapi({ param: { name: "keepChats", in: "query" }, description: "true keeps the sandbox's chat history; by default it is deleted" }),
+});
+
 function transitionRoute(rt: SandboxRuntime, action: "start" | "stop" | "restart") {
   return createRouter().openapi(
     createRoute({
@@ -113,10 +120,16 @@ export function sandboxRoutes(rt: SandboxRuntime) {
         tags: ["Sandboxes"],
         summary: "Delete a sandbox (stops it first; repeating the request while it is deleted changes nothing)",
         security: authSecurity,
-        request: { params: IdParam },
+        request: { params: IdParam, query: DeleteQuery },
         responses: { 202: json(Sandbox, "Deletion under way"), ...errorResponses(404) },
       }),
-      async (c) => c.json(await requestTransition(c.get("scope"), rt, c.req.valid("param").id, "delete"), 202),
+      async (c) =>
+        c.json(
+          await requestTransition(c.get("scope"), rt, c.req.valid("param").id, "delete", "user", {
+            keepChats: c.req.valid("query").keepChats === "true",
+          }),
+          202,
+        ),
     )
     .route("/", transitionRoute(rt, "start"))
     .route("/", transitionRoute(rt, "stop"))
@@ -147,7 +160,7 @@ export function sandboxRoutes(rt: SandboxRuntime) {
         summary: "The workload's recent output",
         security: authSecurity,
         request: { params: IdParam, query: LogsQuery },
-        responses: { 200: json(z.object({ lines: z.array(z.string()) }).openapi("SandboxLogs"), "Oldest first"), ...errorResponses(404) },
+        responses: { 200: json(z.object({ lines: z.array(z.string()) }).openapi("SandboxLogs"), "Oldest first"), ...errorResponses(404, 409) },
       }),
       async (c) => c.json({ lines: await sandboxLogs(c.get("scope"), rt, c.req.valid("param").id, c.req.valid("query")) }, 200),
     );

@@ -34,7 +34,12 @@ function spec(sandboxId: string): WorkloadSpec {
     addons: [],
     env: { GREETING: "hello" },
     agentPassword: `pw-${Math.random().toString(36).slice(2)}`,
-    files: [{ path: ".config/opencode/opencode.json", content: "{}" }],
+    files: [
+      { path: ".config/opencode/opencode.json", content: "{}" },
+      { path: ".config/opencode/agents/keeper.md", content: "# keeper\n" },
+    ],
+    // The command then prunes before exec'ing the agent: the agent still starts under it.
+    replaceDirectories: [".config/opencode/agents"],
     repositoryUrl: null,
   };
 }
@@ -109,6 +114,10 @@ describe.skipIf(skipReason !== null)("docker driver", () => {
     expect(statSync(auth).uid).toBe(1000);
     // Written before start (opencode itself then rewrites it, adding its "$schema" key).
     expect(statSync(`${root}/home/sandbox/.config/opencode/opencode.json`).uid).toBe(1000);
+    // Replacing a directory in the running container removes what the new set no longer has.
+    await driver.writeFiles(id, [{ path: ".config/opencode/agents/other.md", content: "# other\n" }], { replaceDirectories: [".config/opencode/agents"] });
+    expect(existsSync(`${root}/home/sandbox/.config/opencode/agents/keeper.md`)).toBe(false);
+    expect(readFileSync(`${root}/home/sandbox/.config/opencode/agents/other.md`, "utf8")).toBe("# other\n");
     for (const path of ["/etc/passwd", "../x", "a/../../x"]) {
       await expect(driver.writeFiles(id, [{ path, content: "x" }])).rejects.toThrow(/unsafe file path/);
     }

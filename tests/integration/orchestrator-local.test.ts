@@ -151,6 +151,35 @@ describe("local driver", () => {
     expect((await again.listManaged()).map((w) => [w.sandboxId, w.state])).toContainEqual([id, "running"]);
   });
 
+  test("a sandbox outlives the process that started it being SIGKILLed (Warren crashing)", async () => {
+    const crashId = `sbx_local_crash_${run}`;
+    const crashSpec = spec(crashId);
+    const child = Bun.spawn([process.execPath, join(import.meta.dir, "../helpers/start-local-sandbox.ts"), JSON.stringify(env), JSON.stringify(crashSpec)], {
+      stdout: "pipe",
+      stderr: "inherit",
+    });
+    const reader = child.stdout.getReader();
+    let out = "";
+    while (!out.includes("\n")) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      out += new TextDecoder().decode(value);
+    }
+    const { agentUrl } = JSON.parse(out) as { agentUrl: string };
+    child.kill("SIGKILL");
+    await child.exited;
+    await Bun.sleep(500);
+    const found = await driver.inspect(crashId);
+    expect(found).toMatchObject({ state: "running", agentUrl });
+    const res = await fetch(`${agentUrl}/global/health`, { headers: { authorization: agentAuthHeader(crashSpec.agentPassword) } });
+    expect(res.status).toBe(200);
+    // The driver that did not start it can still stop it, leaving nothing behind.
+    const { uid } = stateOf(crashId);
+    await driver.remove(crashId);
+    expect(pidsOfUid(uid)).toEqual([]);
+    expect(cgroupPids(crashId)).toEqual([]);
+  });
+
   test("stop leaves no process; start again keeps the workspace; remove deletes everything", async () => {
     const { uid } = stateOf(id);
     const agentUrl = (await driver.inspect(id)).agentUrl!;

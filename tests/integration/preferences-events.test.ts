@@ -31,7 +31,6 @@ function secondInstance(events: ChangeNotifier, database: Database = app().datab
 function counting(inner: ChangeNotifier): ChangeNotifier & { active(): number } {
   let active = 0;
   return {
-    mode: inner.mode,
     transaction: (db, fn) => inner.transaction(db, fn),
     close: () => inner.close(),
     async subscribe(topic, userId, subscriber) {
@@ -74,6 +73,28 @@ describe(`event stream (${ENGINE})`, () => {
       expect(pushed.id).toBe("1");
       expect(JSON.parse(pushed.data!)).toMatchObject({ themePreset: "from-phone", version: 1 });
       expect(pushed.data).not.toContain(u.email);
+    } finally {
+      stream.close();
+    }
+  });
+
+  test("changes made outside the preferences routes (default model, deleting its credential) reach the stream too", async () => {
+    const u = await signUp(app());
+    const phone = await secondDevice(u);
+    const stream = await openEventStream(app(), `${PATH}/events`, { token: u.token });
+    try {
+      expect((await stream.nextEvent()).id).toBe("0");
+      const key = await app().request("/api/v1/providers/anthropic/credential", { method: "PUT", token: phone, json: { apiKey: "sk-test-0123456789abcd" } });
+      expect(key.status).toBe(201);
+      const model = { providerId: "anthropic", modelId: "claude-3-haiku-20240307" };
+      expect((await app().request("/api/v1/me/default-model", { method: "PUT", token: phone, json: model })).status).toBe(200);
+      const set = await stream.nextEvent(1500);
+      expect(JSON.parse(set.data!)).toMatchObject({ defaultProviderId: "anthropic", defaultModelId: "claude-3-haiku-20240307" });
+      expect((await app().request("/api/v1/providers/anthropic/credential", { method: "DELETE", token: phone })).status).toBe(200);
+      const cleared = await stream.nextEvent(1500);
+      expect(Number(cleared.id)).toBeGreaterThan(Number(set.id));
+      expect(JSON.parse(cleared.data!)).toMatchObject({ defaultProviderId: null, defaultModelId: null });
+      expect(cleared.data).not.toContain("sk-test");
     } finally {
       stream.close();
     }
@@ -192,9 +213,9 @@ describe.skipIf(ENGINE !== "postgres")("across instances (PostgreSQL LISTEN/NOTI
     const stream = await openEventStream(instance, `${PATH}/events`, { token: u.token, headers: { "last-event-id": "0" } });
     try {
       const db = app().database.db;
-      // The server drops the LISTEN connection (a failover, an idle-killer); postgres.js reconnects.
+      // The server drops the LISTEN connection (a failover, an idle-killer); the listener reconnects.
       const killed = await db.execute(
-        sql`select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() and query ilike 'listen%'`,
+        sql`select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() and application_name = 'warren-listener'`,
       );
       expect([...(killed as unknown as unknown[])].length).toBeGreaterThan(0);
       expect((await patch(app(), u.token, { themePreset: "during-reconnect" })).status).toBe(200);

@@ -72,4 +72,34 @@ describe("agent configuration reaches running sandboxes", () => {
     expect(readFileSync(file, "utf8")).toContain("Review carefully.");
     await app().request(`/api/v1/sandboxes/${id}/stop`, { method: "POST", token: u.token });
   });
+
+  test("a deleted agent file leaves the running sandbox; one deleted while stopped is gone after the next start", async () => {
+    const u = await signUp(app());
+    const put = (type: string, name: string) =>
+      app().request(`/api/v1/me/agent-config/files/${type}/${name}`, { method: "PUT", token: u.token, json: { content: `# ${name}\n` } });
+    const del = (type: string, name: string) => app().request(`/api/v1/me/agent-config/files/${type}/${name}`, { method: "DELETE", token: u.token });
+    expect((await put("agent", "keeper")).status).toBe(201);
+    expect((await put("agent", "leaver")).status).toBe(201);
+    expect((await put("command", "later")).status).toBe(201);
+    const id = await start(u);
+    const dir = join(home(id), ".config/opencode");
+    expect(existsSync(join(dir, "agents/leaver.md"))).toBe(true);
+    const del1 = await del("agent", "leaver");
+    expect(del1.status).toBe(200);
+    expect(existsSync(join(dir, "agents/leaver.md"))).toBe(false);
+    expect(existsSync(join(dir, "agents/keeper.md"))).toBe(true);
+    expect(existsSync(join(dir, "commands/later.md"))).toBe(true);
+    // Files outside the managed directories are never touched.
+    expect(existsSync(join(home(id), ".local/share/opencode/auth.json"))).toBe(true);
+
+    await app().request(`/api/v1/sandboxes/${id}/stop`, { method: "POST", token: u.token });
+    expect((await json(await app().request(`/api/v1/sandboxes/${id}/wait?status=stopped&timeoutSeconds=25`, { token: u.token }))).reached).toBe(true);
+    expect((await del("command", "later")).status).toBe(200);
+    expect(existsSync(join(dir, "commands/later.md"))).toBe(true);
+    expect((await app().request(`/api/v1/sandboxes/${id}/start`, { method: "POST", token: u.token })).status).toBe(202);
+    expect((await json(await app().request(`/api/v1/sandboxes/${id}/wait?status=running&timeoutSeconds=25`, { token: u.token }))).reached).toBe(true);
+    expect(existsSync(join(dir, "commands/later.md"))).toBe(false);
+    expect(existsSync(join(dir, "agents/keeper.md"))).toBe(true);
+    await app().request(`/api/v1/sandboxes/${id}/stop`, { method: "POST", token: u.token });
+  });
 });

@@ -9,7 +9,13 @@ import { newId } from "../../lib/ids";
  * a recorded change happened.
  */
 export const ACTIVITY_ACTIONS = [
+  "auth.sign_up",
+  "auth.sign_in",
+  "auth.sign_out",
   "account.update",
+  "account.export",
+  "account.delete",
+  "activity.export",
   "session.revoke",
   "sandbox.create",
   "sandbox.update",
@@ -38,6 +44,17 @@ export const ACTIVITY_ACTIONS = [
   "device_flow.complete",
   "device_flow.fail",
   "device_flow.cancel",
+  // The legacy importer (src/import) handing a global legacy credential to the named user.
+  "credential.import",
+  "onboarding.requirements",
+  "onboarding.recommend",
+  "onboarding.generate",
+  "onboarding.apply",
+  "onboarding.skip",
+  "onboarding.fail",
+  "chat_session.archive",
+  "chat_session.purge",
+  "chat_session.sync",
 ] as const;
 export type ActivityAction = (typeof ACTIVITY_ACTIONS)[number];
 

@@ -68,8 +68,9 @@ export function createVault(deps: VaultDeps) {
       return toCredentialInfo(row);
     },
 
-    async configuredProviderIds(): Promise<Set<string>> {
-      const rows = await ctx.db.select({ providerId: providerCredentials.providerId }).from(providerCredentials).where(mine);
+    /** Inside a transaction, pass it: PGlite has one connection, and a read through the pool waits for it. */
+    async configuredProviderIds(db: Executor = ctx.db): Promise<Set<string>> {
+      const rows = await db.select({ providerId: providerCredentials.providerId }).from(providerCredentials).where(mine);
       return new Set(rows.map((r) => r.providerId));
     },
 

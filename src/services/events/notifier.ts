@@ -1,6 +1,7 @@
 import { EventEmitter } from "node:events";
 import { sql } from "drizzle-orm";
 import type { Database, Db, Tx } from "../../database/client";
+import type { DatabaseListener } from "../../database/listener";
 import type { Logger } from "../../lib/logger";
 
 /**
@@ -8,11 +9,12 @@ import type { Logger } from "../../lib/logger";
  * carry no data (clients re-read what changed through their own scope), so a payload can never
  * leak a secret and always fits PostgreSQL's 8000-byte NOTIFY limit.
  *
- * On a PostgreSQL server every instance LISTENs on one channel and writers NOTIFY inside their
- * transaction, so an event exists only if the change committed, on every instance alike. PGlite is
- * one process by construction: events go through an in-process emitter after the commit.
+ * Every instance LISTENs on one channel (src/database/listener.ts; PGlite delivers its own
+ * notifications in-process) and changes are NOTIFYed inside the writing transaction, so an event
+ * exists only if the change committed, on every instance alike. Preferences are announced by a
+ * trigger on user_preferences (migration 0005): whichever path bumps the version (the preferences
+ * service, the default model, deleting a credential, the legacy import) reaches open streams.
  */
-
 export const CHANGE_TOPICS = ["preferences"] as const;
 export type ChangeTopic = (typeof CHANGE_TOPICS)[number];
 export type ChangeEvent = { topic: ChangeTopic; userId: string; version: number };
@@ -28,7 +30,6 @@ export type ChangeSubscriber = {
 export type Publish = (event: ChangeEvent) => Promise<void>;
 
 export interface ChangeNotifier {
-  readonly mode: "postgres" | "in-process";
   /**
    * Runs `fn` in one transaction. Events it publishes reach subscribers (here and on every other
    * instance) only once that transaction has committed; a rollback publishes nothing.
@@ -57,12 +58,7 @@ export function decodeChange(payload: string): ChangeEvent | null {
   }
 }
 
-type ListenRequest = Promise<{ unlisten(): Promise<void> }>;
-type ListeningClient = {
-  listen(channel: string, onNotify: (payload: string) => void, onListen?: () => void): ListenRequest;
-};
-
-/** Local fan-out shared by both modes: one emitter key per (topic, user). */
+/** Local fan-out to this instance's subscribers: one emitter key per (topic, user). */
 class Fanout {
   private readonly emitter = new EventEmitter();
   private readonly all = new Set<ChangeSubscriber>();
@@ -94,59 +90,32 @@ class Fanout {
   }
 }
 
-export function createInProcessNotifier(): ChangeNotifier {
-  const fanout = new Fanout();
-  let closed = false;
-  return {
-    mode: "in-process",
-    async transaction(db, fn) {
-      const pending: ChangeEvent[] = [];
-      const result = await db.transaction((tx) => fn(tx, async (event) => void pending.push(event)));
-      if (!closed) for (const event of pending) fanout.emit(event);
-      return result;
-    },
-    async subscribe(topic, userId, subscriber) {
-      if (closed) {
-        subscriber.onClose?.();
-        return () => {};
-      }
-      return fanout.add(topic, userId, subscriber);
-    },
-    async close() {
-      closed = true;
-      fanout.closeAll();
-    },
-  };
-}
-
 /**
- * `client` is the postgres.js pool; its listen() opens one dedicated connection (the pool's
- * connections stay free for queries) and re-LISTENs by itself after a connection loss.
+ * LISTENs through the database's listener (src/database/listener.ts): one dedicated connection,
+ * re-LISTENed with backoff after any loss. When it comes back, notifications may have been missed
+ * meanwhile, so subscribers resync.
  */
-export function createPostgresNotifier(client: ListeningClient, logger: Logger): ChangeNotifier {
+export function createListeningNotifier(listener: DatabaseListener, logger: Logger): ChangeNotifier {
   const fanout = new Fanout();
-  let listening: Promise<{ unlisten(): Promise<void> }> | undefined;
-  let listenCount = 0;
+  let listening: Promise<() => void> | undefined;
+  let unwatch: (() => void) | undefined;
   let closed = false;
 
   const ensureListening = () => {
-    listening ??= client
-      .listen(
-        CHANGE_CHANNEL,
-        (payload) => {
-          const event = decodeChange(payload);
-          if (event) fanout.emit(event);
-          else logger.warn({ channel: CHANGE_CHANNEL }, "ignored a malformed change notification");
-        },
-        () => {
-          // The first call is the initial LISTEN; later ones follow a reconnect, during which
-          // notifications were lost.
-          if (listenCount++ > 0) {
-            logger.info({ channel: CHANGE_CHANNEL }, "change listener reconnected; subscribers resync");
-            fanout.resync();
-          }
-        },
-      )
+    listening ??= listener
+      .listen(CHANGE_CHANNEL, (payload) => {
+        const event = decodeChange(payload);
+        if (event) fanout.emit(event);
+        else logger.warn({ channel: CHANGE_CHANNEL }, "ignored a malformed change notification");
+      })
+      .then((stop) => {
+        unwatch ??= listener.onHealth((healthy) => {
+          if (!healthy) return;
+          logger.info({ channel: CHANGE_CHANNEL }, "change listener reconnected; subscribers resync");
+          fanout.resync();
+        });
+        return stop;
+      })
       .catch((err: unknown) => {
         listening = undefined;
         throw err;
@@ -155,7 +124,6 @@ export function createPostgresNotifier(client: ListeningClient, logger: Logger):
   };
 
   return {
-    mode: "postgres",
     transaction(db, fn) {
       return db.transaction((tx) =>
         fn(tx, async (event) => {
@@ -174,17 +142,15 @@ export function createPostgresNotifier(client: ListeningClient, logger: Logger):
     async close() {
       closed = true;
       fanout.closeAll();
+      unwatch?.();
       const current = listening;
       listening = undefined;
-      if (current) await current.then((l) => l.unlisten()).catch(() => {});
+      if (current) await current.then((stop) => stop()).catch(() => {});
     },
   };
 }
 
-/** The notifier for a database: LISTEN/NOTIFY on a server, in-process on PGlite. */
+/** The notifier for a database: LISTEN/NOTIFY on a server and on PGlite alike. */
 export function createChangeNotifier(database: Database, logger: Logger): ChangeNotifier {
-  if (database.engine === "pglite") return createInProcessNotifier();
-  const client = (database.db as unknown as { $client?: Partial<ListeningClient> }).$client;
-  if (typeof client?.listen !== "function") throw new Error("the PostgreSQL client cannot LISTEN");
-  return createPostgresNotifier(client as ListeningClient, logger);
+  return createListeningNotifier(database.listener(), logger);
 }

@@ -12,8 +12,8 @@ export type PreferencesPatch = Partial<PreferenceFields>;
 
 /**
  * Every write: make sure the row exists (ON CONFLICT, so two first writes cannot both insert),
- * lock it, check If-Match against the locked version, apply, bump the version, record the
- * activity and publish the change, all in one transaction. The row lock serialises concurrent
+ * lock it, check If-Match against the locked version, apply, bump the version and record the
+ * activity, all in one transaction (the version bump notifies open streams at commit). The row lock serialises concurrent
  * writers of one user, so a merge always starts from the latest committed document and no update
  * is lost, with or without If-Match.
  */
@@ -24,7 +24,7 @@ async function writePreferences(
   action: ActivityAction,
   change: (current: PreferenceFields) => { next: PreferenceFields; touched: Set<string> },
 ): Promise<Preferences> {
-  return events.transaction(ctx.db, async (tx, publish) => {
+  return events.transaction(ctx.db, async (tx) => {
     await tx.insert(userPreferences).values({ userId: ctx.userId, version: 0 }).onConflictDoNothing();
     const [locked] = await tx.select().from(userPreferences).where(eq(userPreferences.userId, ctx.userId)).for("update");
     if (!locked) throw new Error("user_preferences row vanished inside its own transaction");
@@ -44,7 +44,7 @@ async function writePreferences(
       entityId: ctx.userId,
       metadata: { fields: [...touched].sort(), version: saved.version },
     });
-    await publish({ topic: "preferences", userId: ctx.userId, version: saved.version });
+    // No publish: the trigger on user_preferences announces the new version at commit.
     return saved;
   });
 }

@@ -6,7 +6,7 @@ import { AppError, notFound } from "../../errors";
 import { afterCursor, newestFirst, toPage } from "../../lib/pagination";
 import { recordActivity } from "../activity/record";
 import { resolveSelection } from "../catalog/catalog";
-import { addonIdsOf, findOwned, viewOf } from "./queries";
+import { addonIdsOf, findOwned, ownedView, sandboxWithAddons, viewOf } from "./queries";
 import type { SandboxRuntime } from "./runtime";
 import { RECONFIGURABLE, type SandboxStatus } from "./state-machine";
 import { sandboxView } from "./view";
@@ -16,7 +16,7 @@ export async function listSandboxes(
   q: { limit: number; cursor?: string | undefined; status?: SandboxStatus | undefined; q?: string | undefined },
 ) {
   const rows = await ctx.db
-    .select()
+    .select(sandboxWithAddons)
     .from(sandboxes)
     .where(
       and(
@@ -28,16 +28,11 @@ export async function listSandboxes(
     )
     .orderBy(...newestFirst(sandboxes))
     .limit(q.limit + 1);
-  const page = rows.slice(0, q.limit);
-  const addons = await addonIdsOf(
-    ctx.db,
-    page.map((r) => r.id),
-  );
-  return toPage(rows, q.limit, (r) => sandboxView(r, addons.get(r.id) ?? []));
+  return toPage(rows, q.limit, (r) => sandboxView(r, r.addonIds));
 }
 
 export async function getSandbox(ctx: ServiceContext, id: string) {
-  return viewOf(ctx.db, await findOwned(ctx.db, ctx, id));
+  return ownedView(ctx.db, ctx, id);
 }
 
 export type UpdateSandboxInput = {

@@ -1,5 +1,5 @@
 import type { SandboxRuntime } from "./runtime";
-import { claimOperation, runOperation } from "./worker";
+import { claimOperation, renewClaim, runOperation } from "./worker";
 
 /**
  * The in-process loop that carries out queued sandbox operations. Several Warren instances each
@@ -38,9 +38,18 @@ export function startOperationWorker(rt: SandboxRuntime, opts: { holder: string;
         await sleep();
         continue;
       }
+      // Renewed at a third of its length while the operation runs (a start can take minutes).
+      const renew = setInterval(() => {
+        renewClaim(rt, op.id, opts.holder).catch((err) =>
+          rt.logger.warn({ err: { message: (err as Error).message }, operationId: op.id }, "renewing a sandbox operation claim failed"),
+        );
+      }, Math.max(500, Math.floor(rt.settings.operationClaimMs / 3)));
       const p = runOperation(rt, op)
         .catch((err) => rt.logger.error({ err, operationId: op.id }, "sandbox operation crashed"))
-        .finally(() => inFlight.delete(p));
+        .finally(() => {
+          clearInterval(renew);
+          inFlight.delete(p);
+        });
       inFlight.add(p);
     }
   })();

@@ -9,6 +9,8 @@ export type SandboxSettings = {
   maxRunning: number;
   /** A transition older than this with no live operation is resolved by the reconciler. */
   transitionTimeoutMs: number;
+  /** How long a worker's claim on an operation lasts without renewal (it renews while it runs). */
+  operationClaimMs: number;
 };
 
 /**

@@ -16,9 +16,10 @@ export function buildSandboxRuntime(opts: { config: Config; db: Db; logger: Logg
       maxSandboxes: config.sandboxes.maxSandboxes,
       maxRunning: config.sandboxes.maxRunning,
       transitionTimeoutMs: config.sandboxes.transitionTimeoutMs,
+      operationClaimMs: config.sandboxes.operationClaimMs,
     },
     logger: logger.child({ component: "sandboxes" }),
     now,
-    workloadFiles: workloadFilesLoader({ db, keyring: config.keyring, logger, now }),
+    workloadFiles: workloadFilesLoader({ db, keyring: config.keyring, logger, now, mcp: config.mcp }),
   });
 }

@@ -8,6 +8,7 @@ import { assertRunningQuota, lockUserQuota } from "./create-sandbox";
 import type { SandboxRuntime } from "./runtime";
 import { RULES, type Action } from "./state-machine";
 import { viewOf } from "./queries";
+import { deleteSandboxChats } from "../chat/queries";
 
 type Availability = Awaited<ReturnType<SandboxRuntime["driver"]["availability"]>>;
 // Per driver: availability probes the host (binaries, root), so it is asked at most every 5 s.
@@ -43,6 +44,8 @@ export async function requestTransition(
   sandboxId: string,
   action: Action,
   reason = "user",
+  /** Delete only: keep the sandbox's chat sessions (they outlive it with sandbox_id null). */
+  opts: { keepChats?: boolean } = {},
 ) {
   if (action === "start" || action === "restart") await assertDriverAvailable(rt);
   const rule = RULES[action];
@@ -78,6 +81,9 @@ export async function requestTransition(
       })
       .where(and(eq(sandboxes.id, sandboxId), inArray(sandboxes.status, rule.from)))
       .returning();
+    // Chats go with the sandbox unless the caller keeps them; in this transaction, whose row lock
+    // also makes chat sync write nothing more for the sandbox (src/services/chat/ingest.ts).
+    if (action === "delete" && !opts.keepChats) await deleteSandboxChats(tx, ctx.userId, sandboxId);
     await tx.insert(sandboxOperations).values({
       id: newId("sandboxOperation"),
       sandboxId,

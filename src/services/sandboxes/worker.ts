@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { MANAGED_DIRECTORIES } from "../agent-config/render";
 import { and, eq, inArray, sql } from "drizzle-orm";
 import { containerAddons, resourceTiers, sandboxAddons, sandboxes, sandboxOperations } from "../../../db/schema";
 import { systemContext } from "../../context";
@@ -12,8 +13,6 @@ import type { SandboxRow } from "./view";
 
 type Operation = typeof sandboxOperations.$inferSelect;
 
-/** A claimed operation is someone's for this long; after it the reconciler may hand it on. */
-export const CLAIM_MS = 5 * 60_000;
 
 const agentSecretBinding = (row: Pick<SandboxRow, "id" | "userId">) => ({
   purpose: "sandbox.agent_password",
@@ -37,7 +36,7 @@ export async function claimOperation(rt: SandboxRuntime, holder: string): Promis
   const rows = await queryRows<{ id: string }>(
     rt.db,
     sql`update sandbox_operations set status = 'running', claimed_by = ${holder},
-          claimed_until = ${ts(new Date(now.getTime() + CLAIM_MS))}, attempts = attempts + 1, updated_at = ${ts(now)}
+          claimed_until = ${ts(new Date(now.getTime() + rt.settings.operationClaimMs))}, attempts = attempts + 1, updated_at = ${ts(now)}
         where id = (
           select o.id from sandbox_operations o
           where o.status = 'queued' and o.run_after <= ${ts(now)}
@@ -72,6 +71,8 @@ async function buildSpec(rt: SandboxRuntime, row: SandboxRow, password: string):
     env: row.env,
     agentPassword: password,
     files: await rt.workloadFiles(row.userId, row.id),
+    // The files are the whole content of these: an agent deleted while stopped is gone on start.
+    replaceDirectories: MANAGED_DIRECTORIES,
     repositoryUrl: row.repositoryUrl,
   };
 }
@@ -160,6 +161,21 @@ async function fail(rt: SandboxRuntime, op: Operation, row: SandboxRow, error: u
       metadata: { error: message.slice(0, 500) },
     });
   });
+}
+
+/**
+ * Extends the holder's claim on a running operation. A worker renews while it works, so only a
+ * claim whose worker died (Warren killed mid-transition) lapses and is handed on by the reconciler.
+ * False when the claim is no longer this holder's.
+ */
+export async function renewClaim(rt: SandboxRuntime, opId: string, holder: string): Promise<boolean> {
+  const rows = await queryRows<{ id: string }>(
+    rt.db,
+    sql`update sandbox_operations set claimed_until = ${ts(new Date(rt.now().getTime() + rt.settings.operationClaimMs))}
+        where id = ${opId} and claimed_by = ${holder} and status = 'running'
+        returning id`,
+  );
+  return rows.length > 0;
 }
 
 /** Carries out one claimed operation against the orchestrator and records the outcome. */

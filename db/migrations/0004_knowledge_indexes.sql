@@ -1,0 +1,2 @@
+CREATE INDEX "knowledge_documents_created_idx" ON "knowledge_documents" USING btree ("created_at" DESC NULLS LAST,"id" DESC NULLS LAST);--> statement-breakpoint
+CREATE INDEX "knowledge_documents_description_trgm_idx" ON "knowledge_documents" USING gin ("description" gin_trgm_ops);

@@ -1,0 +1,57 @@
+/**
+ * PostgreSQL's COPY text format (one line per row, tab between columns, `\N` for NULL), written
+ * by hand because it is four escapes: a COPY library would add a dependency for less than this
+ * file, and the importer needs the per-value hook below to name a row PostgreSQL would refuse.
+ *
+ * Every value goes into a text column of the staging table: the casts to Warren's types happen in
+ * the INSERT … SELECT that follows, where a refused value is an ordinary statement error (a COPY
+ * that fails mid-stream leaves postgres.js waiting for a completion that never comes).
+ */
+
+export type StageColumn = { name: string; type: string };
+
+/** "id text, created_at timestamptz, …" (a spec's recordset) as name/type pairs. */
+export function parseColumns(recordset: string): StageColumn[] {
+  return recordset.split(",").map((part) => {
+    const [name, ...type] = part.trim().split(/\s+/);
+    if (!name || type.length === 0) throw new Error(`bad column definition "${part.trim()}"`);
+    return { name, type: type.join(" ") };
+  });
+}
+
+/** A value PostgreSQL text cannot hold (NUL): the caller names the row and column. */
+export class UnstorableValue extends Error {
+  constructor(readonly column: string) {
+    super(`column ${column} holds a NUL character, which PostgreSQL text cannot store`);
+  }
+}
+
+const NEEDS_ESCAPE = /[\\\t\n\r]/;
+const ESCAPES = /[\\\t\n\r]/g;
+const ESCAPED: Record<string, string> = { "\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r" };
+
+function escapeText(s: string): string {
+  return NEEDS_ESCAPE.test(s) ? s.replace(ESCAPES, (c) => ESCAPED[c]!) : s;
+}
+
+/**
+ * One COPY line (with its newline): `ord`, then the row's values in column order. Objects and
+ * arrays are JSON (for json/jsonb columns, as json_to_recordset would read them); booleans are
+ * t/f; a missing key is NULL, as with json_to_recordset.
+ */
+export function copyLine(ord: number, row: Record<string, unknown>, columns: StageColumn[]): string {
+  let line = String(ord);
+  for (const { name } of columns) {
+    const v = row[name];
+    line += "\t";
+    if (v === null || v === undefined) line += "\\N";
+    else if (typeof v === "string") {
+      if (v.includes("\0")) throw new UnstorableValue(name);
+      line += escapeText(v);
+    } else if (typeof v === "number" || typeof v === "bigint") line += String(v);
+    else if (typeof v === "boolean") line += v ? "t" : "f";
+    // JSON.stringify escapes NUL as \u0000, which jsonb refuses in the INSERT: named there.
+    else line += escapeText(JSON.stringify(v));
+  }
+  return `${line}\n`;
+}

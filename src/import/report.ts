@@ -1,0 +1,152 @@
+/**
+ * What an import did, table by table. The same object is printed as text, or as JSON with
+ * --json. Per-row lists are capped (ROW_LIST_CAP per table and kind) so a file with a million
+ * odd rows still gives a report of bounded size; the counts are always complete.
+ */
+export const ROW_LIST_CAP = 10_000;
+
+export type RowIssue = { id: string; column: string; problem: string };
+export type SkippedRow = { id: string; reason: SkipReason };
+
+export type SkipReason =
+  | "orphan_user" // references a user that exists neither in the file nor in Warren
+  | "orphan_sandbox"
+  | "orphan_session"
+  | "invalid" // a row Warren cannot hold at all (e.g. a user without an email)
+  | "unknown_provider"
+  | "no_secret"
+  | "pending_oauth_flow"
+  | "transient_oauth_state";
+
+export type TableReport = {
+  /** The legacy table. */
+  table: string;
+  /** Where its rows go in Warren. */
+  target: string;
+  /** Rows in the legacy table. */
+  source: number;
+  /** Rows written by this run. */
+  imported: number;
+  /** Reference rows whose operator edits were applied over Warren's seed. */
+  updated: number;
+  /** Rows Warren already held (an earlier run, or unchanged seed data). */
+  alreadyPresent: number;
+  /** Duplicate rows folded into one (chat messages with the same external id). */
+  merged: number;
+  skipped: number;
+  skippedByReason: Partial<Record<SkipReason, number>>;
+  skippedRows: SkippedRow[];
+  /** JSON columns whose text was not JSON: stored as {"$legacyText": "..."} (row and column). */
+  malformedJson: RowIssue[];
+  malformedJsonCount: number;
+  /** Values replaced on the way in (NULL in NOT NULL columns, unknown literals, bad times). */
+  replaced: RowIssue[];
+  replacedCount: number;
+  /** Rows the target table gained, counted in Warren before and after (independent check). */
+  targetDelta: number | null;
+  verified: boolean;
+  durationMs: number;
+  /** Secondary indexes built once after the rows were in (large imports on PostgreSQL). */
+  indexesRebuilt?: string[];
+};
+
+export type NotImported = { table: string; rows: number; reason: string };
+
+export type ImportFailureInfo = { table: string; row: string | null; message: string };
+
+export type ImportReport = {
+  source: string;
+  engine: string;
+  dryRun: boolean;
+  /** True only when the transaction committed. */
+  committed: boolean;
+  ok: boolean;
+  startedAt: string;
+  durationMs: number;
+  tables: TableReport[];
+  notImported: NotImported[];
+  credentials: { assignedTo: string | null; imported: number };
+  verification: { ok: boolean; mismatches: string[] };
+  failure: ImportFailureInfo | null;
+  warnings: string[];
+};
+
+export function emptyTableReport(table: string, target: string, source: number): TableReport {
+  return {
+    table,
+    target,
+    source,
+    imported: 0,
+    updated: 0,
+    alreadyPresent: 0,
+    merged: 0,
+    skipped: 0,
+    skippedByReason: {},
+    skippedRows: [],
+    malformedJson: [],
+    malformedJsonCount: 0,
+    replaced: [],
+    replacedCount: 0,
+    targetDelta: null,
+    verified: false,
+    durationMs: 0,
+  };
+}
+
+export function skip(report: TableReport, id: string, reason: SkipReason): void {
+  report.skipped++;
+  report.skippedByReason[reason] = (report.skippedByReason[reason] ?? 0) + 1;
+  if (report.skippedRows.length < ROW_LIST_CAP) report.skippedRows.push({ id, reason });
+}
+
+/** source = imported + updated + alreadyPresent + merged + skipped, or a mismatch message. */
+export function balance(t: TableReport): string | null {
+  const accounted = t.imported + t.updated + t.alreadyPresent + t.merged + t.skipped;
+  if (accounted !== t.source) {
+    return `${t.table}: ${t.source} rows in the file but ${accounted} accounted for (imported ${t.imported}, updated ${t.updated}, already present ${t.alreadyPresent}, merged ${t.merged}, skipped ${t.skipped})`;
+  }
+  if (t.targetDelta !== null && t.targetDelta !== t.imported) {
+    return `${t.table}: ${t.imported} rows imported but ${t.target} gained ${t.targetDelta}`;
+  }
+  return null;
+}
+
+const pad = (s: string | number, n: number) => String(s).padStart(n);
+
+export function renderText(r: ImportReport): string {
+  const lines: string[] = [];
+  lines.push(`Legacy import from ${r.source} into ${r.engine}${r.dryRun ? " (dry run: rolled back)" : ""}`);
+  lines.push("");
+  lines.push(`${"table".padEnd(24)} ${pad("source", 9)} ${pad("imported", 9)} ${pad("updated", 8)} ${pad("present", 9)} ${pad("merged", 8)} ${pad("skipped", 8)}  check`);
+  for (const t of r.tables) {
+    lines.push(
+      `${t.table.padEnd(24)} ${pad(t.source, 9)} ${pad(t.imported, 9)} ${pad(t.updated, 8)} ${pad(t.alreadyPresent, 9)} ${pad(t.merged, 8)} ${pad(t.skipped, 8)}  ${t.verified ? "ok" : "MISMATCH"}`,
+    );
+  }
+  const details: string[] = [];
+  for (const t of r.tables) {
+    for (const [reason, n] of Object.entries(t.skippedByReason)) details.push(`  ${t.table}: ${n} skipped (${reason.replaceAll("_", " ")})`);
+    if (t.malformedJsonCount > 0) {
+      const sample = t.malformedJson.slice(0, 5).map((m) => `${m.id}.${m.column}`).join(", ");
+      details.push(`  ${t.table}: ${t.malformedJsonCount} malformed JSON value(s) kept as {"$legacyText": …} (${sample}${t.malformedJsonCount > 5 ? ", …" : ""})`);
+    }
+    if (t.replacedCount > 0) details.push(`  ${t.table}: ${t.replacedCount} value(s) replaced (NULLs, unknown literals, bad times; see --json)`);
+  }
+  if (details.length) lines.push("", "Details:", ...details);
+  if (r.notImported.length) {
+    lines.push("", "Not imported (no place in Warren):");
+    for (const n of r.notImported) lines.push(`  ${n.table} (${n.rows} rows): ${n.reason}`);
+  }
+  if (r.credentials.assignedTo) lines.push("", `Provider credentials: ${r.credentials.imported} imported for ${r.credentials.assignedTo}`);
+  if (r.warnings.length) lines.push("", "Warnings:", ...r.warnings.map((w) => `  ${w}`));
+  lines.push("");
+  if (r.failure) {
+    lines.push(`FAILED in ${r.failure.table}${r.failure.row ? ` at row ${r.failure.row}` : ""}: ${r.failure.message}`);
+    lines.push("Nothing was written: the whole import was rolled back.");
+  } else if (!r.verification.ok) {
+    lines.push("VERIFICATION FAILED (rolled back):", ...r.verification.mismatches.map((m) => `  ${m}`));
+  } else {
+    lines.push(r.dryRun ? "Dry run complete: every count verified, nothing written." : `Import committed and verified in ${(r.durationMs / 1000).toFixed(1)} s.`);
+  }
+  return `${lines.join("\n")}\n`;
+}

@@ -1,0 +1,312 @@
+import { sql, type SQL } from "drizzle-orm";
+import { queryRows, type Executor } from "../database/client";
+import type { Notes } from "./convert";
+import { ROW_LIST_CAP, skip, type SkipReason, type TableReport } from "./report";
+import type { LegacyRow, LegacySource } from "./source";
+import { CopySink, postgresClientOf } from "./copy-writer";
+
+/**
+ * The bulk path shared by every row table. Rows are streamed from SQLite and converted in JS,
+ * then written a batch at a time by a sink:
+ * - on PostgreSQL, CopySink (copy-writer.ts): COPY into a staging table, then one set-based
+ *   INSERT … SELECT … ON CONFLICT DO NOTHING that also classifies what it did not insert;
+ * - on PGlite (no COPY FROM STDIN), JsonSink: the batch serialised as one JSON array, handed
+ *   to the database as a single parameter, expanded with json_to_recordset and inserted with ON
+ *   CONFLICT DO NOTHING. One parameter per batch keeps clear of the 65,535-parameter limit.
+ *
+ * Rows a batch did not insert are classified (CopySink: in the inserting statement itself;
+ * JsonSink: by a second query, only when there are any): the key is already in Warren (an
+ * earlier run), the row is an orphan, or, for tables whose duplicates are merged, it lost to an
+ * equal row on another unique key. Anything else is a conflict the importer refuses to guess
+ * about. Either way every source row is counted once, which is what verification checks.
+ */
+
+export type Converted = Record<string, unknown>;
+export type ConvertResult = Converted | { skip: SkipReason };
+
+export type ConvertEnv = {
+  /** The import's clock: fallback for times missing from NOT NULL columns. */
+  now: string;
+};
+
+export type TableSpec = {
+  table: string;
+  target: string;
+  /** Row identity in reports (legacy id by default). */
+  idOf?: (row: LegacyRow) => string;
+  /** The converted field that identifies the row in Warren (returned by the insert as `k`). */
+  keyField: string;
+  /** json_to_recordset column list, e.g. "id text, created_at timestamptz". */
+  recordset: string;
+  /** The insert, with SRC standing for the expanded batch (alias s); must `returning … as k`. */
+  insert: string;
+  /** SQL boolean: the row's key is already in Warren (alias s). */
+  present: string;
+  /** SQL text: the skip reason when the row is an orphan, else NULL (alias s). */
+  orphan?: string;
+  /** What a row neither inserted, present nor orphan means. */
+  unplaced: "merged" | { conflict: string };
+  convert(row: LegacyRow, notes: Notes, env: ConvertEnv): ConvertResult | Promise<ConvertResult>;
+  /**
+   * A second unique key of the target (besides keyField): a row repeating one already in the
+   * current batch starts a new batch, so that the first copy in file order is the one kept.
+   */
+  batchUnique?: (row: Converted) => string | null;
+  /**
+   * Locks (FOR KEY SHARE) every row the rows staged in STAGE reference through the target's
+   * foreign keys: lets CopySink skip the row-by-row foreign-key triggers of a large import (the
+   * insert itself must only take rows whose references exist).
+   */
+  lockReferences?: string;
+  /** Extra writes per batch (e.g. a sandbox's add-on links): a template with SRC, like insert. */
+  afterBatch?: string;
+};
+
+export class ImportFailure extends Error {
+  override name = "ImportFailure";
+  constructor(
+    readonly table: string,
+    readonly row: string | null,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export type Progress = { table: string; done: number; total: number };
+
+export type WriteOptions = {
+  /** PostgreSQL through postgres.js: use COPY (CopySink). */
+  bulk: boolean;
+  batchRows: number;
+  /** Rows the target table holds before this import (decides whether indexes are rebuilt). */
+  existingRows: number;
+  /** REBUILD_INDEXES_FROM unless given (tests lower it). */
+  rebuildIndexesFrom?: number;
+  warn: (message: string) => void;
+  /** Flush a batch early once its JSON reaches this size (very long texts). */
+  batchBytes: number;
+  env: ConvertEnv;
+  onProgress?: (p: Progress) => void;
+};
+
+const src = (recordset: string) => `json_to_recordset($JSON::json) as s(${recordset})`;
+
+/** Builds `template` (with SRC) around one JSON parameter. */
+export function withBatch(template: string, recordset: string, json: string): SQL {
+  const [before, after] = template.replace("SRC", src(recordset)).split("$JSON");
+  return sql`${sql.raw(before!)}${json}${sql.raw(after!)}`;
+}
+
+export function notesFor(report: TableReport, id: string): Notes {
+  return {
+    malformedJson(column) {
+      report.malformedJsonCount++;
+      if (report.malformedJson.length < ROW_LIST_CAP) report.malformedJson.push({ id, column, problem: "malformed JSON" });
+    },
+    replaced(column, why) {
+      report.replacedCount++;
+      if (report.replaced.length < ROW_LIST_CAP) report.replaced.push({ id, column, problem: why });
+    },
+  };
+}
+
+/**
+ * Where converted rows go, a batch at a time: JsonSink (one JSON parameter per batch; PGlite) or
+ * CopySink (COPY into a staging table, then one set-based statement; PostgreSQL).
+ */
+export interface BatchSink {
+  /** Rows and (approximate) bytes waiting for the next flush. */
+  readonly rows: number;
+  readonly bytes: number;
+  push(row: Converted, id: string): void;
+  /** Hands the waiting rows to the database; may return before they are written. */
+  flush(): Promise<void>;
+  /** Flushes and waits until every row is written and classified. */
+  close(): Promise<void>;
+  /** Waits for any write in flight to end, whatever its outcome (before a rollback). */
+  settle(): Promise<void>;
+}
+
+/**
+ * From this many rows (and at least as many as the table already holds), a table's secondary
+ * indexes are built once after its rows are in rather than row by row (CopySink). Below it, or
+ * into a bigger table, rebuilding would cost more than it saves.
+ */
+export const REBUILD_INDEXES_FROM = 100_000;
+
+export async function importTable(tx: Executor, source: LegacySource, spec: TableSpec, report: TableReport, opts: WriteOptions): Promise<void> {
+  const idOf = spec.idOf ?? ((row: LegacyRow) => String(row.id ?? ""));
+  let done = 0;
+  const progress = () => opts.onProgress?.({ table: spec.table, done: done + report.skipped, total: report.source });
+  const written = (rows: number) => {
+    done += rows;
+    progress();
+  };
+  const raw = opts.bulk ? postgresClientOf(tx) : null;
+  if (opts.bulk && !raw) throw new Error("the COPY path needs a postgres.js transaction");
+  const sink: BatchSink = raw
+    ? new CopySink(raw, spec, report, written, {
+        rebuildIndexes: report.source >= (opts.rebuildIndexesFrom ?? REBUILD_INDEXES_FROM) && report.source >= opts.existingRows,
+        warn: opts.warn,
+      })
+    : new JsonSink(tx, spec, report, written);
+  opts.onProgress?.({ table: spec.table, done, total: report.source });
+
+  try {
+    await feed(source, spec, report, opts, sink, idOf);
+  } catch (err) {
+    // A chunk may still be in flight on the transaction's connection: let it settle before the
+    // caller rolls back, so that nothing of it runs after the transaction has ended.
+    await sink.settle();
+    throw err;
+  }
+  opts.onProgress?.({ table: spec.table, done: report.source, total: report.source });
+}
+
+async function feed(source: LegacySource, spec: TableSpec, report: TableReport, opts: WriteOptions, sink: BatchSink, idOf: (row: LegacyRow) => string): Promise<void> {
+  const seen = new Set<string>();
+  let sinceYield = 0;
+  for (const row of source.rows(spec.table)) {
+    const id = idOf(row);
+    let out: ConvertResult;
+    try {
+      const converted = spec.convert(row, notesFor(report, id), opts.env);
+      out = converted instanceof Promise ? await converted : converted;
+    } catch (err) {
+      throw new ImportFailure(spec.table, id, (err as Error).message);
+    }
+    if ("skip" in out && typeof out.skip === "string") {
+      skip(report, id, out.skip as SkipReason);
+      continue;
+    }
+    const unique = spec.batchUnique?.(out as Converted);
+    if (unique) {
+      if (seen.has(unique)) {
+        await sink.flush();
+        seen.clear();
+      }
+      seen.add(unique);
+    }
+    sink.push(out as Converted, id);
+    if (sink.rows >= opts.batchRows || sink.bytes >= opts.batchBytes) {
+      await sink.flush();
+      seen.clear();
+    }
+    // Reading SQLite and converting is synchronous: yield now and then so that the chunk in
+    // flight (CopySink) keeps moving while the next one is prepared.
+    if (++sinceYield >= 1000) {
+      sinceYield = 0;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+  await sink.close();
+}
+
+/** The portable path: each batch is one JSON parameter, expanded by json_to_recordset. */
+class JsonSink implements BatchSink {
+  rows = 0;
+  bytes = 0;
+  private parts: string[] = [];
+  private keys: string[] = [];
+  private ids: string[] = [];
+
+  constructor(
+    private readonly tx: Executor,
+    private readonly spec: TableSpec,
+    private readonly report: TableReport,
+    private readonly written: (rows: number) => void,
+  ) {}
+
+  push(row: Converted, id: string): void {
+    const text = JSON.stringify(row);
+    this.parts.push(text);
+    this.keys.push(String(row[this.spec.keyField]));
+    this.ids.push(id);
+    this.rows++;
+    this.bytes += text.length;
+  }
+
+  async flush(): Promise<void> {
+    if (this.parts.length === 0) return;
+    const { parts, keys, ids } = this;
+    this.parts = [];
+    this.keys = [];
+    this.ids = [];
+    this.rows = 0;
+    this.bytes = 0;
+    await writeBatch(this.tx, this.spec, this.report, parts, keys, ids);
+    this.written(parts.length);
+  }
+
+  close(): Promise<void> {
+    return this.flush();
+  }
+
+  async settle(): Promise<void> {}
+}
+
+async function writeBatch(tx: Executor, spec: TableSpec, report: TableReport, parts: string[], keys: string[], ids: string[]): Promise<void> {
+  const json = `[${parts.join(",")}]`;
+  const batch = withBatch(spec.insert, spec.recordset, json);
+  let inserted: Array<{ k: string }>;
+  // A savepoint per batch: when PostgreSQL refuses a batch, the rows are retried one by one to
+  // name the row that failed, then the whole import is rolled back by the caller.
+  await tx.execute(sql`savepoint legacy_batch`);
+  try {
+    inserted = await queryRows<{ k: string }>(tx, batch);
+    if (spec.afterBatch) await tx.execute(withBatch(spec.afterBatch, spec.recordset, json));
+    await tx.execute(sql`release savepoint legacy_batch`);
+  } catch (err) {
+    await tx.execute(sql`rollback to savepoint legacy_batch`);
+    throw await findFailingRow(tx, spec, parts, ids, err);
+  }
+  report.imported += inserted.length;
+  if (inserted.length === parts.length) return;
+
+  const got = new Set(inserted.map((r) => r.k));
+  const rest: number[] = [];
+  keys.forEach((k, i) => {
+    if (!got.has(k)) rest.push(i);
+  });
+  const classify = `select s.${spec.keyField} as k, ${spec.present} as present, ${spec.orphan ?? "null::text"} as orphan from SRC`;
+  const rows = await queryRows<{ k: string; present: boolean; orphan: string | null }>(
+    tx,
+    withBatch(classify, spec.recordset, `[${rest.map((i) => parts[i]).join(",")}]`),
+  );
+  const byKey = new Map(rows.map((r) => [r.k, r]));
+  for (const i of rest) {
+    const r = byKey.get(keys[i]!);
+    if (r?.present) report.alreadyPresent++;
+    else if (r?.orphan) skip(report, ids[i]!, r.orphan as SkipReason);
+    else if (spec.unplaced === "merged") report.merged++;
+    else throw new ImportFailure(spec.table, ids[i]!, spec.unplaced.conflict);
+  }
+}
+
+async function findFailingRow(tx: Executor, spec: TableSpec, parts: string[], ids: string[], batchError: unknown): Promise<ImportFailure> {
+  for (let i = 0; i < parts.length; i++) {
+    await tx.execute(sql`savepoint legacy_row`);
+    try {
+      await queryRows(tx, withBatch(spec.insert, spec.recordset, `[${parts[i]}]`));
+      if (spec.afterBatch) await tx.execute(withBatch(spec.afterBatch, spec.recordset, `[${parts[i]}]`));
+      await tx.execute(sql`release savepoint legacy_row`);
+    } catch (err) {
+      await tx.execute(sql`rollback to savepoint legacy_row`);
+      return new ImportFailure(spec.table, ids[i]!, databaseMessage(err));
+    }
+  }
+  return new ImportFailure(spec.table, null, databaseMessage(batchError));
+}
+
+/** The server's own words (postgres.js and PGlite put them in different places). */
+export function databaseMessage(err: unknown): string {
+  for (let e: unknown = err; e && typeof e === "object"; e = (e as { cause?: unknown }).cause) {
+    const m = e as { message?: string; detail?: string; code?: string };
+    if (m.code && m.message) return m.detail ? `${m.message} (${m.detail})` : m.message;
+  }
+  // Never the driver wrapper's own message: Drizzle's "Failed query: … params: …" carries the
+  // batch, and with it session tokens and password hashes.
+  const message = (err as Error)?.message ?? String(err);
+  return message.startsWith("Failed query") ? "the database refused the row" : message.slice(0, 500);
+}
