@@ -129,4 +129,7 @@ ALTER TABLE "idempotency_keys" ALTER COLUMN "created_at" SET DEFAULT now();--> s
 ALTER TABLE "idempotency_keys" ALTER COLUMN "expires_at" SET DATA TYPE timestamp (3) with time zone;--> statement-breakpoint
 ALTER TABLE "leases" ALTER COLUMN "expires_at" SET DATA TYPE timestamp (3) with time zone;--> statement-breakpoint
 ALTER TABLE "leases" ALTER COLUMN "acquired_at" SET DATA TYPE timestamp (3) with time zone;--> statement-breakpoint
-ALTER TABLE "leases" ALTER COLUMN "acquired_at" SET DEFAULT now();
+ALTER TABLE "leases" ALTER COLUMN "acquired_at" SET DEFAULT now();--> statement-breakpoint
+-- Changing a column's type drops its planner statistics: gather them again, or the first queries
+-- on a large database plan as if the tables were empty.
+ANALYZE;

@@ -138,15 +138,11 @@ describe("chat sync from a real OpenCode server", () => {
     await Bun.sleep(1500);
     server = await start();
 
-    // The local driver's workload dies with the Warren that launched it (bwrap --die-with-parent;
-    // reported to the sandbox owners), so the agent's own record is what survives: start the
-    // sandbox again, and Warren must then hold exactly the agent's messages, once each.
-    await until("the reconciler to notice the workload is gone", async () => {
-      const sbx = (await (await call(`/sandboxes/${id}`)).json()) as { status: string };
-      return sbx.status === "error" || sbx.status === "stopped" ? sbx : undefined;
-    });
-    expect((await call(`/sandboxes/${id}/start`, { method: "POST" })).status).toBe(202);
-    expect(((await (await call(`/sandboxes/${id}/wait?status=running&timeoutSeconds=90`)).json()) as { reached: boolean }).reached).toBe(true);
+    // The sandbox outlives the Warren that launched it (the agent even finished its answer while
+    // no Warren listened): the restarted Warren takes the stream over and reconciles what it
+    // missed, and then holds exactly the agent's messages, once each.
+    const sbx = (await (await call(`/sandboxes/${id}`)).json()) as { status: string };
+    expect(sbx.status).toBe("running");
     const agentIds = async () =>
       ((await (await call(`/sandboxes/${id}/agent/session/${ses}/message`)).json()) as Array<{ info: { id: string } }>).map((m) => m.info.id);
     const converged = await until("Warren to hold exactly the agent's messages", async () => {
@@ -159,6 +155,12 @@ describe("chat sync from a real OpenCode server", () => {
     expect(converged.s.id).toBe(synced.id);
     expect(converged.ms.length).toBeGreaterThanOrEqual(3);
     expect(converged.ms[2]!.text).toBe("And wombats?");
+    // The answer streamed while Warren was dead arrived whole.
+    await until("the interrupted answer, complete", async () => {
+      const s = await sessionOf();
+      const ms = s ? await messagesOf(s.id) : [];
+      return ms[3]?.role === "assistant" && ms[3].status === "complete" && ms[3].outputTokens > 0 ? ms[3] : undefined;
+    });
     expect(new Set(converged.ms.map((m) => m.externalMessageId)).size).toBe(converged.ms.length);
 
     // And the conversation goes on, synced by the restarted Warren.
