@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startOpenAIStandin, type OpenAIStandin } from "../helpers/openai-standin";
-import { createServerStorage, freePort, startServer, type RunningServer, type ServerStorage } from "../helpers/server";
+import { createServerStorage, freePort, startServer, type RunningServer, type ServerStorage, reapSandboxes } from "../helpers/server";
 
 // Chat history end to end: the real server process, the real local driver (OpenCode under
 // bubblewrap), and a real OpenCode conversation. Only the model is replaced, by a local server
@@ -35,6 +35,7 @@ afterAll(async () => {
   await server?.stop();
   await standin?.stop();
   await storage?.destroy();
+  reapSandboxes(dataDir);
   rmSync(dataDir, { recursive: true, force: true });
 }, 60_000);
 

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createServerStorage, startServer, type RunningServer, type ServerStorage } from "../helpers/server";
+import { createServerStorage, startServer, type RunningServer, type ServerStorage, reapSandboxes } from "../helpers/server";
 
 // The product end to end: the real server process with the real local driver (OpenCode under
 // bubblewrap), driven over HTTP the way an app does.
@@ -22,6 +22,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await server?.stop();
   await storage?.destroy();
+  reapSandboxes(dataDir);
   rmSync(dataDir, { recursive: true, force: true });
 }, 60_000);
 

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createServerStorage, startServer, type RunningServer, type ServerStorage } from "../helpers/server";
+import { createServerStorage, startServer, type RunningServer, type ServerStorage, reapSandboxes } from "../helpers/server";
 
 /**
  * Fault test (issue 11): Warren is killed with SIGKILL while several sandboxes are in the middle
@@ -51,6 +51,7 @@ afterAll(async () => {
     }
   }
   await storage?.destroy();
+  reapSandboxes(dataDir);
   rmSync(dataDir, { recursive: true, force: true });
 }, 120_000);
 

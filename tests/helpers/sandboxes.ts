@@ -7,6 +7,7 @@ import { startOperationWorker, type OperationWorker } from "../../src/services/s
 import type { SandboxRuntime } from "../../src/services/sandboxes/runtime";
 import { buildSandboxRuntime } from "../../src/services/sandboxes/setup";
 import { createTestApp, memoryLogger, type TestApp } from "./app";
+import { reapSandboxes } from "./server";
 
 /**
  * A test app with the real local driver (bubblewrap + OpenCode) in a temporary directory of its
@@ -58,7 +59,10 @@ export function useSandboxApp(env: Record<string, string> = {}): () => SandboxTe
       await current.driver.close();
       await current.close();
     }
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    if (dir) {
+      reapSandboxes(dir);
+      rmSync(dir, { recursive: true, force: true });
+    }
   }, 120_000);
   return () => {
     if (!current) throw new Error("useSandboxApp: built in beforeAll");

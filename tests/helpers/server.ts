@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll } from "bun:test";
@@ -32,7 +32,13 @@ export async function createServerStorage(): Promise<ServerStorage> {
     };
   }
   const dir = mkdtempSync(join(tmpdir(), "warren-e2e-"));
-  return { env: { DATA_DIR: dir }, destroy: async () => rmSync(dir, { recursive: true, force: true }) };
+  return {
+    env: { DATA_DIR: dir },
+    destroy: async () => {
+      reapSandboxes(dir);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }
 
 export type RunningServer = {
@@ -129,4 +135,33 @@ async function collect(stream: ReadableStream<Uint8Array>, into: string[]) {
     into.push(...lines.filter(Boolean));
   }
   if (buffer) into.push(buffer);
+}
+
+/**
+ * Sandboxes outlive the Warren that started them (as they must: a crash or restart leaves them
+ * running for the reconciler). A test that fails midway never stops its own, so every test that
+ * runs real sandboxes calls this before deleting its data directory: it kills, by process group,
+ * each sandbox launcher whose directories are under `dir` (bwrap's --die-with-parent then takes
+ * the rest of the sandbox with it).
+ */
+export function reapSandboxes(dir: string): number {
+  const marker = `${dir.replace(/\/$/, "")}/sandboxes/`;
+  let reaped = 0;
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    let cmdline: string;
+    try {
+      cmdline = readFileSync(`/proc/${entry}/cmdline`, "utf8");
+    } catch {
+      continue;
+    }
+    if (!cmdline.includes("warren-launch\0") || !cmdline.includes(marker)) continue;
+    try {
+      process.kill(-Number(entry), "SIGKILL");
+      reaped++;
+    } catch {
+      // already gone
+    }
+  }
+  return reaped;
 }

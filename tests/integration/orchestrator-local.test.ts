@@ -7,6 +7,7 @@ import { agentAuthHeader } from "../../src/orchestrator/local-driver";
 import { cgroupPids } from "../../src/orchestrator/cgroups";
 import { pidsOfUid } from "../../src/orchestrator/processes";
 import { memoryLogger, testConfig } from "../helpers/app";
+import { reapSandboxes } from "../helpers/server";
 
 // Real bubblewrap sandboxes running the real opencode binary: no mocks. Each start costs seconds.
 setDefaultTimeout(120_000);
@@ -51,6 +52,7 @@ function agentPid(uid: number): number {
 
 afterAll(async () => {
   for (const id of started) await driver.remove(id);
+  reapSandboxes(dataDir);
   rmSync(dataDir, { recursive: true, force: true });
 });
 
