@@ -7,15 +7,18 @@
  *   bun run bench:sandboxes [--help]
  */
 import { newestFirst } from "../src/lib/pagination";
-import { mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { cpus, tmpdir, totalmem } from "node:os";
+import { sandboxWithAddons } from "../src/services/sandboxes/queries";
+import { mkdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
-import type { Subprocess } from "bun";
 import { and, eq, inArray, sql as dsql } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
-import { sandboxAddons, sandboxes } from "../db/schema";
+import { sandboxes } from "../db/schema";
+import { startCluster } from "./lib/cluster";
+import { cleanup, log, numberOption, parseCli, provenance, ROOT, run, runMain, stopProcess, workDir, writeResults } from "./lib/processes";
+import { expectOk, signIn, startBaseline, startWarren } from "./lib/server";
+import { errorCount, measure as measureRoute, table, wrk, type Measured, type RouteSpec } from "./lib/wrk";
 import { seedSandboxes, type SeedResult } from "./seed-sandboxes";
 
 const HELP = `Usage: bun run bench:sandboxes [options]
@@ -60,36 +63,26 @@ Options:
 Needs wrk (apt-get install -y wrk) and the PostgreSQL server binaries (initdb, pg_ctl).
 `;
 
-const ROOT = join(import.meta.dir, "..");
 const TARGET_P99_MS = 10;
 
-const { values: opts } = parseArgs({
-  options: {
-    scenarios: { type: "string", default: "a,b" },
-    duration: { type: "string", default: "20" },
-    warmup: { type: "string", default: "5" },
-    connections: { type: "string", default: "50" },
-    threads: { type: "string", default: "2" },
-    unloaded: { type: "string", default: "5" },
-    "targets-only": { type: "boolean", default: false },
-    "keep-cluster": { type: "boolean", default: false },
-    profile: { type: "boolean", default: false },
-    "no-wait-quiet": { type: "boolean", default: false },
-    help: { type: "boolean", short: "h" },
-  },
+const opts = parseCli("bench:sandboxes", {
+  scenarios: { type: "string", default: "a,b" },
+  duration: { type: "string", default: "20" },
+  warmup: { type: "string", default: "5" },
+  connections: { type: "string", default: "50" },
+  threads: { type: "string", default: "2" },
+  unloaded: { type: "string", default: "5" },
+  "targets-only": { type: "boolean", default: false },
+  "keep-cluster": { type: "boolean", default: false },
+  profile: { type: "boolean", default: false },
+  "no-wait-quiet": { type: "boolean", default: false },
+  help: { type: "boolean", short: "h" },
 });
 if (opts.help) {
   process.stdout.write(HELP);
   process.exit(0);
 }
-const num = (name: string, v: string | undefined, min: number) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) {
-    console.error(`bench:sandboxes: --${name} must be a whole number ≥ ${min}, got ${JSON.stringify(v)}`);
-    process.exit(2);
-  }
-  return n;
-};
+const num = (name: string, v: string | undefined, min: number) => numberOption("bench:sandboxes", name, v, min);
 const DURATION = num("duration", opts.duration, 1);
 const WARMUP = num("warmup", opts.warmup, 0);
 const CONNECTIONS = num("connections", opts.connections, 1);
@@ -114,168 +107,9 @@ if (!Bun.which("wrk")) {
   process.exit(1);
 }
 
-const log = (msg: string) => process.stderr.write(`${msg}\n`);
-const workDir = mkdtempSync(join(tmpdir(), "warren-bench-"));
 
 // ---------------------------------------------------------------------------------------------
-// Processes we start, stopped on the way out whatever happens.
-
-const children = new Set<Subprocess>();
-let clusterDir: string | null = null;
-let cleaning: Promise<void> | null = null;
-
-function cleanup(): Promise<void> {
-  cleaning ??= (async () => {
-    for (const child of children) {
-      if (child.exitCode === null) child.kill("SIGTERM");
-      await Promise.race([child.exited, Bun.sleep(5000)]);
-      if (child.exitCode === null) child.kill("SIGKILL");
-    }
-    children.clear();
-    if (clusterDir && !opts["keep-cluster"]) {
-      Bun.spawnSync(["bash", join(ROOT, "scripts/pg-cluster.sh"), "stop", clusterDir]);
-      clusterDir = null;
-    }
-  })();
-  return cleaning;
-}
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.on(signal, () => {
-    log(`\n${signal}: stopping everything this run started …`);
-    void cleanup().then(() => process.exit(130));
-  });
-}
-
-function freePort(): number {
-  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = s.port;
-  s.stop(true);
-  return port;
-}
-
-async function run(cmd: string[], env: Record<string, string | undefined> = {}): Promise<string> {
-  const proc = Bun.spawn(cmd, { cwd: ROOT, env: { ...process.env, ...env }, stdout: "pipe", stderr: "pipe" });
-  const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
-  if (code !== 0) throw new Error(`${cmd.join(" ")} exited with ${code}:\n${out}${err}`);
-  return out;
-}
-
-/** Starts a long-running process with its output in a log file; resolves when `ready()` says so. */
-async function startProcess(name: string, cmd: string[], env: Record<string, string>, ready: () => Promise<boolean>) {
-  const logFile = join(workDir, `${name}.log`);
-  const fd = openSync(logFile, "a");
-  const proc = Bun.spawn(cmd, { cwd: ROOT, env, stdin: "ignore", stdout: fd, stderr: fd });
-  children.add(proc);
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline) {
-    if (proc.exitCode !== null) throw new Error(`${name} exited with ${proc.exitCode}:\n${readFileSync(logFile, "utf8")}`);
-    if (await ready().catch(() => false)) return { proc, logFile };
-    await Bun.sleep(100);
-  }
-  throw new Error(`${name} did not become ready in 60 s:\n${readFileSync(logFile, "utf8")}`);
-}
-
-async function stopProcess(proc: Subprocess) {
-  if (proc.exitCode === null) proc.kill("SIGTERM");
-  await Promise.race([proc.exited, Bun.sleep(15_000)]);
-  if (proc.exitCode === null) proc.kill("SIGKILL");
-  children.delete(proc);
-}
-
-// ---------------------------------------------------------------------------------------------
-// wrk
-
-type Latency = { min: number; mean: number; stdev: number; p50: number; p90: number; p99: number; p999: number; max: number };
-type WrkResult = {
-  requests: number;
-  durationUs: number;
-  bytes: number;
-  errors: { connect: number; read: number; write: number; status: number; timeout: number };
-  latencyUs: Latency;
-};
-
-async function wrk(url: string, paths: string[], token: string | null, seconds: number, connections: number, threads: number) {
-  const cmd = ["wrk", "-t", String(threads), "-c", String(connections), "-d", `${seconds}s`, "--latency", "-s", join(ROOT, "bench/wrk/rotate.lua"), `${url}/`];
-  const proc = Bun.spawn(cmd, { cwd: ROOT, env: { ...process.env, BENCH_TOKEN: token ?? "", BENCH_PATHS: paths.join("\n") }, stdout: "pipe", stderr: "pipe" });
-  const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
-  if (code !== 0) throw new Error(`${cmd.join(" ")} exited with ${code}:\n${out}${err}`);
-  const line = out.split("\n").find((l) => l.startsWith("BENCH_JSON "));
-  if (!line) throw new Error(`wrk printed no BENCH_JSON line:\n${out}`);
-  const usage = proc.resourceUsage();
-  const wrkCpuMs = usage ? Number(usage.cpuTime.user + usage.cpuTime.system) / 1000 : 0;
-  return { ...(JSON.parse(line.slice("BENCH_JSON ".length)) as WrkResult), wrkCpuMs };
-}
-
-type RunRecord = {
-  scenario: string;
-  route: string;
-  what: string;
-  kind: "target" | "diagnostic" | "baseline";
-  connections: number;
-  threads: number;
-  seconds: number;
-  requests: number;
-  rps: number;
-  latencyMs: { p50: number; p90: number; p99: number; p999: number; max: number; mean: number };
-  errors: WrkResult["errors"];
-  /** CPU use of the whole box in the second before the run (0–100 %), while the bench itself was idle. */
-  busyBeforePct: number;
-  /** CPU time per request (ms) of the server under test, of all PostgreSQL processes, and of wrk. */
-  cpuMsPerRequest: { server: number; postgres: number; wrk: number };
-  /** Requests/s as a fraction of the select baseline of the same scenario and connection count. */
-  ofSelectBaseline?: number;
-  targetMet?: boolean;
-};
-
-/** CPU time (ms, user + system) of one process, or of every PostgreSQL process, from /proc. */
-function cpuMsOf(pid: number): number {
-  try {
-    const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-    return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // utime, stime in clock ticks (100/s)
-  } catch {
-    return 0;
-  }
-}
-function postgresCpuMs(): number {
-  let total = 0;
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      if (readFileSync(`/proc/${entry}/comm`, "utf8").trim() === "postgres") total += cpuMsOf(Number(entry));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return total;
-}
-
-/** Percentage of all CPUs busy over `ms`, from /proc/stat. */
-async function cpuBusy(ms = 1000): Promise<number> {
-  const read = () => {
-    const f = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1).map(Number);
-    const idle = f[3]! + (f[4] ?? 0);
-    return { idle, total: f.reduce((a, b) => a + b, 0) };
-  };
-  const a = read();
-  await Bun.sleep(ms);
-  const b = read();
-  return Math.round((1 - (b.idle - a.idle) / Math.max(1, b.total - a.total)) * 100);
-}
-
-/** The box is shared: wait (up to 30 s) until the rest of it is quiet, and say what we saw. */
-async function waitQuiet(): Promise<number> {
-  let busy = await cpuBusy();
-  if (opts["no-wait-quiet"]) return busy;
-  const deadline = Date.now() + 30_000;
-  let said = false;
-  while (busy >= 20 && Date.now() < deadline) {
-    if (!said) log(`  (machine busy: ${busy}% of the CPUs used by other processes; waiting up to 30 s for it to go quiet)`);
-    said = true;
-    busy = await cpuBusy();
-  }
-  if (busy >= 20) log(`  (still ${busy}% busy: measuring anyway, figures will be low)`);
-  return busy;
-}
+// Statements per request, and one measured run of a route (bench/lib/wrk.ts).
 
 type StatementCount = { route: string; requests: number; perRequest: number; shapes: { sql: string; perRequest: number }[] };
 
@@ -284,8 +118,8 @@ type StatementCount = { route: string; requests: number; perRequest: number; sha
  * duration of 50 sequential requests, then the cluster log lines of application "warren".
  * Background jobs share the pool, so shapes seen less than once per request are theirs.
  */
-async function countStatements(admin: postgres.Sql, route: string, url: string, token: string | null): Promise<StatementCount> {
-  const logPath = join(clusterDir!, "server.log");
+async function countStatements(admin: postgres.Sql, clusterDir: string, route: string, url: string, token: string | null): Promise<StatementCount> {
+  const logPath = join(clusterDir, "server.log");
   const requests = 50;
   await admin`alter system set log_statement = 'all'`;
   await admin`select pg_reload_conf()`;
@@ -315,51 +149,23 @@ async function countStatements(admin: postgres.Sql, route: string, url: string, 
   };
 }
 
-async function measure(
-  ctx: { scenario: string },
-  spec: { route: string; what: string; kind: RunRecord["kind"]; url: string; paths: string[]; token: string | null; pid: number },
-  connections: number,
-  threads: number,
-  seconds: number,
-  warmup: number,
-): Promise<RunRecord> {
-  const busyBeforePct = await waitQuiet();
-  if (warmup > 0) await wrk(spec.url, spec.paths, spec.token, warmup, connections, threads);
-  const serverBefore = cpuMsOf(spec.pid);
-  const pgBefore = postgresCpuMs();
-  const r = await wrk(spec.url, spec.paths, spec.token, seconds, connections, threads);
-  const per = (ms: number) => (r.requests ? Math.round((ms / r.requests) * 1000) / 1000 : 0);
-  const cpuMsPerRequest = { server: per(cpuMsOf(spec.pid) - serverBefore), postgres: per(postgresCpuMs() - pgBefore), wrk: per(r.wrkCpuMs) };
-  const ms = (us: number) => Math.round(us / 10) / 100;
-  const rec: RunRecord = {
-    scenario: ctx.scenario,
-    route: spec.route,
-    what: spec.what,
-    kind: spec.kind,
-    connections,
-    threads,
-    seconds,
-    requests: r.requests,
-    rps: Math.round(r.requests / (r.durationUs / 1e6)),
-    latencyMs: {
-      p50: ms(r.latencyUs.p50),
-      p90: ms(r.latencyUs.p90),
-      p99: ms(r.latencyUs.p99),
-      p999: ms(r.latencyUs.p999),
-      max: ms(r.latencyUs.max),
-      mean: ms(r.latencyUs.mean),
-    },
-    errors: r.errors,
-    busyBeforePct,
-    cpuMsPerRequest,
-  };
-  const errs = r.errors.connect + r.errors.read + r.errors.write + r.errors.status + r.errors.timeout;
-  if (spec.kind === "target") rec.targetMet = rec.latencyMs.p99 < TARGET_P99_MS && errs === 0;
-  log(
-    `  ${spec.route.padEnd(7)} c=${String(connections).padEnd(3)} ${String(rec.rps).padStart(6)} req/s  p50 ${rec.latencyMs.p50} ms  p99 ${rec.latencyMs.p99} ms` +
-      (errs ? `  ERRORS ${JSON.stringify(r.errors)}` : "") +
-      `  CPU ms/req: server ${cpuMsPerRequest.server}, postgres ${cpuMsPerRequest.postgres}, wrk ${cpuMsPerRequest.wrk}  (box ${busyBeforePct}% busy before)`,
-  );
+
+type RunRecord = Omit<Measured, "route" | "what" | "kind"> & {
+  scenario: string;
+  route: string;
+  what: string;
+  kind: "target" | "diagnostic" | "baseline";
+  /** Requests/s as a fraction of the select baseline of the same scenario and connection count. */
+  ofSelectBaseline?: number;
+  targetMet?: boolean;
+};
+
+type Route = RouteSpec;
+
+async function measure(ctx: { scenario: string; postmasterPid: number }, spec: Route, connections: number, threads: number, seconds: number, warmup: number): Promise<RunRecord> {
+  const m = await measureRoute(spec, { connections, threads, seconds, warmup, postmasterPid: ctx.postmasterPid, waitForQuiet: !opts["no-wait-quiet"] });
+  const rec: RunRecord = { scenario: ctx.scenario, ...m };
+  if (spec.kind === "target") rec.targetMet = rec.latencyMs.p99 < TARGET_P99_MS && errorCount(rec.errors) === 0;
   return rec;
 }
 
@@ -380,28 +186,18 @@ async function explainAll(url: string, heavyUserId: string, ids: string[]): Prom
   const client = postgres(url, { max: 1, onnotice: () => {} });
   const db = drizzle({ client });
   try {
-    const page = await client<{ id: string }[]>`select id from sandboxes where user_id = ${heavyUserId} order by created_at desc nulls last, id desc nulls last limit 50`;
     const now = new Date();
     const queries = {
       list: db
-        .select()
+        .select(sandboxWithAddons)
         .from(sandboxes)
         .where(and(eq(sandboxes.userId, heavyUserId)))
         // The service's own order (src/lib/pagination.ts), so the plan shown is the one it gets.
         .orderBy(...newestFirst(sandboxes))
         .limit(51)
         .toSQL(),
-      "list add-ons": db
-        .select({ sandboxId: sandboxAddons.sandboxId, addonId: sandboxAddons.addonId })
-        .from(sandboxAddons)
-        .where(inArray(sandboxAddons.sandboxId, page.map((r) => r.id)))
-        .toSQL(),
-      get: db.select().from(sandboxes).where(and(eq(sandboxes.id, ids[0]!), eq(sandboxes.userId, heavyUserId))).toSQL(),
-      "get add-ons": db
-        .select({ sandboxId: sandboxAddons.sandboxId, addonId: sandboxAddons.addonId })
-        .from(sandboxAddons)
-        .where(inArray(sandboxAddons.sandboxId, [ids[0]!]))
-        .toSQL(),
+      // The list and get routes read each sandbox with its add-on ids in one statement.
+      get: db.select(sandboxWithAddons).from(sandboxes).where(and(eq(sandboxes.id, ids[0]!), eq(sandboxes.userId, heavyUserId))).toSQL(),
       "get touch": db
         .update(sandboxes)
         .set({ lastActivityAt: now })
@@ -456,50 +252,16 @@ async function explainAll(url: string, heavyUserId: string, ids: string[]): Prom
   }
 }
 
-// ---------------------------------------------------------------------------------------------
-
-async function signIn(url: string, email: string, password: string): Promise<string> {
-  const res = await fetch(`${url}/api/auth/sign-in/email`, {
-    method: "POST",
-    headers: { "content-type": "application/json", origin: url },
-    body: JSON.stringify({ email, password }),
-  });
-  const token = res.headers.get("set-auth-token");
-  if (res.status !== 200 || !token) throw new Error(`sign-in failed: ${res.status} ${await res.text()}`);
-  return token;
-}
-
-async function expectOk(url: string, token: string | null, check?: (body: unknown) => string | null) {
-  const res = await fetch(url, { headers: token ? { authorization: `Bearer ${token}` } : {} });
-  const body = (await res.json().catch(() => null)) as unknown;
-  if (res.status !== 200) throw new Error(`GET ${url}: ${res.status} ${JSON.stringify(body)}`);
-  const problem = check?.(body);
-  if (problem) throw new Error(`GET ${url}: ${problem}`);
-}
 
 async function main() {
   const startedAt = new Date();
   const stamp = startedAt.toISOString().replace(/[:.]/g, "-");
-  const gitCommit = (await run(["git", "rev-parse", "HEAD"]).catch(() => "")).trim();
-  const gitDirty = (await run(["git", "status", "--porcelain", "--", "src", "db"]).catch(() => "")).trim().length > 0;
-  const wrkVersion = (Bun.spawnSync(["wrk", "-v"]).stdout.toString() + Bun.spawnSync(["wrk", "-v"]).stderr.toString()).split("\n")[0]!.trim();
-
-  log(`starting a throwaway PostgreSQL cluster (scripts/pg-cluster.sh) …`);
-  const exports = await run(["bash", join(ROOT, "scripts/pg-cluster.sh"), "start"]);
-  clusterDir = /PG_CLUSTER_DIR=(\S+)/.exec(exports)?.[1] ?? null;
-  const clusterUrl = /TEST_DATABASE_URL=(\S+)/.exec(exports)?.[1];
-  if (!clusterDir || !clusterUrl) throw new Error(`unexpected pg-cluster.sh output:\n${exports}`);
-  const admin = postgres(clusterUrl, { max: 1, onnotice: () => {} });
-  const [{ version: pgVersion } = { version: "" }] = await admin<{ version: string }[]>`select version()`;
-  // The application name in every log line, so that Warren's statements can be counted apart.
-  await admin`alter system set log_line_prefix = '%m [%p] app=%a '`;
-  await admin`select pg_reload_conf()`;
-  const dbUrl = (name: string) => clusterUrl.replace(/\/[^/]*$/, `/${name}`);
+  const prov = await provenance();
+  const cluster = await startCluster({ keep: opts["keep-cluster"]! });
+  const { admin, dbUrl } = cluster;
 
   const records: RunRecord[] = [];
   const scenarios: unknown[] = [];
-  const encryptionKeys = `k1:${Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64")}`;
-  const authSecret = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("hex");
 
   try {
     for (const key of chosen) {
@@ -532,41 +294,12 @@ async function main() {
       }
 
       log(`starting Warren (bun src/index.ts, NODE_ENV=production) and the baseline server …`);
-      const port = freePort();
-      const warrenUrl = `http://127.0.0.1:${port}`;
-      const warrenEnv: Record<string, string> = {
-        PATH: process.env.PATH ?? "",
-        HOME: process.env.HOME ?? "/tmp",
-        NODE_ENV: "production",
-        HOST: "127.0.0.1",
-        PORT: String(port),
-        PUBLIC_URL: warrenUrl,
-        AUTH_SECRET: authSecret,
-        ENCRYPTION_KEYS: encryptionKeys,
-        ENCRYPTION_ACTIVE_KEY: "k1",
-        AUTH_RATE_LIMIT_MAX: "1000000",
-        AUTH_SIGN_IN_RATE_LIMIT_MAX: "1000000",
-        LOG_LEVEL: "warn",
-        DATABASE_URL: url,
-        // No network fetch of the model catalog in the middle of a measurement.
-        PROVIDER_CATALOG_REFRESH_MINUTES: "0",
-      };
-      const warren = await startProcess(
-        `warren-${key}`,
-        [process.execPath, "src/index.ts"],
-        warrenEnv,
-        async () => (await fetch(`${warrenUrl}/ready`)).status === 200,
-      );
-      const basePort = freePort();
-      const baseUrl = `http://127.0.0.1:${basePort}`;
-      const baseline = await startProcess(
-        `baseline-${key}`,
-        [process.execPath, "bench/baseline-server.ts"],
-        { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", DATABASE_URL: url, PORT: String(basePort) },
-        async () => (await fetch(`${baseUrl}/hello`)).status === 200,
-      );
+      const warren = await startWarren(`warren-${key}`, url);
+      const warrenUrl = warren.url;
+      const baseline = await startBaseline(`baseline-${key}`, url);
+      const baseUrl = baseline.url;
 
-      const token = await signIn(warrenUrl, seed.heavyEmail, seed.password);
+      const { token } = await signIn(warrenUrl, seed.heavyEmail, seed.password);
       await expectOk(`${warrenUrl}/api/v1/sandboxes?limit=50`, token, (b) => {
         const page = b as { data: unknown[]; nextCursor: string | null };
         return page.data.length === 50 && page.nextCursor ? null : `expected 50 rows and a next cursor, got ${page.data.length}`;
@@ -574,28 +307,28 @@ async function main() {
       for (const id of ids) await expectOk(`${warrenUrl}/api/v1/sandboxes/${id}`, token);
       await expectOk(`${baseUrl}/select?id=${ids[0]}`, null);
 
-      const routes = [
-        { route: "list", what: "GET /api/v1/sandboxes?limit=50", kind: "target" as const, url: warrenUrl, paths: ["/api/v1/sandboxes?limit=50"], token, pid: warren.proc.pid },
-        { route: "get", what: `GET /api/v1/sandboxes/:id (${ids.length} ids)`, kind: "target" as const, url: warrenUrl, paths: ids.map((id) => `/api/v1/sandboxes/${id}`), token, pid: warren.proc.pid },
+      const routes: Route[] = [
+        { route: "list", what: "GET /api/v1/sandboxes?limit=50", kind: "target" as const, url: warrenUrl, paths: ["/api/v1/sandboxes?limit=50"], auth: { token }, pid: warren.proc.pid },
+        { route: "get", what: `GET /api/v1/sandboxes/:id (${ids.length} ids)`, kind: "target" as const, url: warrenUrl, paths: ids.map((id) => `/api/v1/sandboxes/${id}`), auth: { token }, pid: warren.proc.pid },
         ...(opts["targets-only"]
           ? []
           : [
-              { route: "me", what: "GET /api/v1/me", kind: "diagnostic" as const, url: warrenUrl, paths: ["/api/v1/me"], token, pid: warren.proc.pid },
-              { route: "health", what: "GET /health", kind: "diagnostic" as const, url: warrenUrl, paths: ["/health"], token: null, pid: warren.proc.pid },
+              { route: "me", what: "GET /api/v1/me", kind: "diagnostic" as const, url: warrenUrl, paths: ["/api/v1/me"], auth: { token }, pid: warren.proc.pid },
+              { route: "health", what: "GET /health", kind: "diagnostic" as const, url: warrenUrl, paths: ["/health"], auth: {}, pid: warren.proc.pid },
             ]),
-        { route: "select", what: "Bun.serve + postgres.js select by id", kind: "baseline" as const, url: baseUrl, paths: ids.map((id) => `/select?id=${id}`), token: null, pid: baseline.proc.pid },
+        { route: "select", what: "Bun.serve + postgres.js select by id", kind: "baseline" as const, url: baseUrl, paths: ids.map((id) => `/select?id=${id}`), auth: {}, pid: baseline.proc.pid },
         ...(!opts["targets-only"] && spec.key === "A"
-          ? [{ route: "hello", what: "Bun.serve constant", kind: "baseline" as const, url: baseUrl, paths: ["/hello"], token: null, pid: baseline.proc.pid }]
+          ? [{ route: "hello", what: "Bun.serve constant", kind: "baseline" as const, url: baseUrl, paths: ["/hello"], auth: {}, pid: baseline.proc.pid }]
           : []),
       ];
       log(`counting SQL statements per request (log_statement=all, 50 requests per route) …`);
       const statements: StatementCount[] = [];
       for (const r of routes.filter((r) => r.url === warrenUrl)) {
-        const c = await countStatements(admin, r.route, `${r.url}${r.paths[0]}`, r.token);
+        const c = await countStatements(admin, cluster.dir, r.route, `${r.url}${r.paths[0]}`, r.auth.token ?? null);
         statements.push(c);
         log(`  ${r.route.padEnd(7)} ${c.perRequest} statements/request: ${c.shapes.filter((x) => x.perRequest >= 0.5).map((x) => `${x.perRequest}× ${x.sql.slice(0, 70)}`).join(" | ")}`);
       }
-      const ctx = { scenario: spec.key };
+      const ctx = { scenario: spec.key, postmasterPid: cluster.postmasterPid };
       const scenarioRecords: RunRecord[] = [];
       log(`wrk: ${THREADS} threads, ${CONNECTIONS} connections, ${WARMUP} s warm-up + ${DURATION} s per route`);
       for (const r of routes) scenarioRecords.push(await measure(ctx, r, CONNECTIONS, THREADS, DURATION, WARMUP));
@@ -616,15 +349,14 @@ async function main() {
           const dir = join(ROOT, "bench/results", `profile-${stamp}`, `${spec.key}-${r.route}`);
           mkdirSync(dir, { recursive: true });
           log(`profiling ${r.route} (bun --cpu-prof, 10 s at ${CONNECTIONS} connections) → ${dir}`);
-          const p = await startProcess(
-            `warren-${key}-profile-${r.route}`,
-            [process.execPath, "--cpu-prof", "--cpu-prof-md", `--cpu-prof-dir=${dir}`, "src/index.ts"],
-            warrenEnv,
-            async () => (await fetch(`${warrenUrl}/ready`)).status === 200,
-          );
-          const t = await signIn(warrenUrl, seed.heavyEmail, seed.password);
-          await wrk(warrenUrl, r.paths, t, 2, CONNECTIONS, THREADS);
-          await wrk(warrenUrl, r.paths, t, 10, CONNECTIONS, THREADS);
+          const p = await startWarren(`warren-${key}-profile-${r.route}`, url, {
+            port: Number(new URL(warrenUrl).port),
+            extraArgs: ["--cpu-prof", "--cpu-prof-md", `--cpu-prof-dir=${dir}`],
+          });
+          const { token: t } = await signIn(warrenUrl, seed.heavyEmail, seed.password);
+          const load = { url: warrenUrl, paths: r.paths, auth: { token: t }, connections: CONNECTIONS, threads: THREADS };
+          await wrk({ ...load, seconds: 2 });
+          await wrk({ ...load, seconds: 10 });
           await stopProcess(p.proc);
           profiles[r.route] = dir;
         }
@@ -642,8 +374,6 @@ async function main() {
       });
     }
   } finally {
-    await admin.end({ timeout: 2 }).catch(() => {});
-    if (opts["keep-cluster"] && clusterDir) log(`cluster kept: ${clusterUrl} (stop it with: bash scripts/pg-cluster.sh stop ${clusterDir})`);
     await cleanup();
   }
 
@@ -667,46 +397,25 @@ async function main() {
     `${r.busyBeforePct}%`,
     r.targetMet === undefined ? (r.kind === "baseline" ? "(baseline)" : "(diagnostic)") : r.connections === CONNECTIONS ? (r.targetMet ? "yes" : "NO") : "",
   ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
-  console.log(`\n${line(header)}\n${widths.map((w) => "-".repeat(w)).join("  ")}`);
-  for (const r of rows) console.log(line(r));
+  console.log(`\n${table(header, rows)}`);
   const targets = records.filter((r) => r.kind === "target" && r.connections === CONNECTIONS);
   const met = targets.every((r) => r.targetMet);
   console.log(`\nissue 4 target (p99 < ${TARGET_P99_MS} ms at ${CONNECTIONS} connections, no errors): ${met ? "MET" : "NOT MET"} (${targets.filter((r) => r.targetMet).length}/${targets.length} runs)`);
 
-  const resultsDir = join(ROOT, "bench/results");
-  mkdirSync(resultsDir, { recursive: true });
-  const file = join(resultsDir, `sandboxes-${stamp}.json`);
-  writeFileSync(
-    file,
-    JSON.stringify(
-      {
-        benchmark: "sandboxes (issue 4)",
-        startedAt: startedAt.toISOString(),
-        finishedAt: new Date().toISOString(),
-        command: `bun run bench:sandboxes ${process.argv.slice(2).join(" ")}`.trim(),
-        options: { duration: DURATION, warmup: WARMUP, connections: CONNECTIONS, threads: THREADS, unloaded: UNLOADED, scenarios: chosen },
-        target: { p99Ms: TARGET_P99_MS, connections: CONNECTIONS, met },
-        machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGb: Math.round(totalmem() / 2 ** 30), bun: Bun.version, postgres: pgVersion, wrk: wrkVersion },
-        git: { commit: gitCommit, srcOrDbDirty: gitDirty },
-        warren: { poolSize: 10, logLevel: "warn", nodeEnv: "production" },
-        runs: records,
-        scenarios,
-      },
-      null,
-      2,
-    ),
-  );
-  console.log(`results: ${file}`);
-  rmSync(workDir, { recursive: true, force: true });
+  writeResults("sandboxes", stamp, {
+    benchmark: "sandboxes (issue 4)",
+    startedAt: startedAt.toISOString(),
+    finishedAt: new Date().toISOString(),
+    command: `bun run bench:sandboxes ${process.argv.slice(2).join(" ")}`.trim(),
+    options: { duration: DURATION, warmup: WARMUP, connections: CONNECTIONS, threads: THREADS, unloaded: UNLOADED, scenarios: chosen },
+    target: { p99Ms: TARGET_P99_MS, connections: CONNECTIONS, met },
+    machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGb: Math.round(totalmem() / 2 ** 30), bun: Bun.version, postgres: cluster.version, wrk: prov.wrk },
+    git: prov.git,
+    warren: { poolSize: 10, logLevel: "warn", nodeEnv: "production" },
+    runs: records,
+    scenarios,
+  });
+  rmSync(workDir(), { recursive: true, force: true });
 }
 
-try {
-  await main();
-} catch (err) {
-  log(`bench:sandboxes: ${(err as Error).stack ?? err}`);
-  log(`server and baseline logs kept in ${workDir}`);
-  await cleanup();
-  process.exit(1);
-}
+await runMain("bench:sandboxes", main);

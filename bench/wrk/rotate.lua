@@ -38,7 +38,10 @@ function request()
   counter = counter + 1
   local r = requests[(counter % #requests) + 1]
   if r.body then
-    return wrk.format(r.method, r.path, { ["Content-Type"] = "application/json" }, r.body)
+    -- wrk.format uses the headers given instead of wrk.headers (not in addition): copy them.
+    local headers = { ["Content-Type"] = "application/json" }
+    for k, v in pairs(wrk.headers) do headers[k] = v end
+    return wrk.format(r.method, r.path, headers, r.body)
   end
   return wrk.format(r.method, r.path)
 end
