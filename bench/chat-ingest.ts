@@ -17,6 +17,7 @@ import { openPostgres } from "../src/database/client";
 import { applyChanges } from "../src/services/chat/ingest";
 import { addEvent, emptyChangeSet, SYNCED_EVENT_TYPES, type ChangeSet } from "../src/services/chat/opencode-events";
 import { messageText, rng } from "./chat-text";
+import { databaseUrlFromEnv, numberOption } from "./lib/processes";
 
 export const HELP = `Usage: DATABASE_URL=postgres://… bun bench/chat-ingest.ts [options]
 
@@ -249,19 +250,8 @@ if (import.meta.main) {
     process.stdout.write(HELP);
     process.exit(0);
   }
-  const int = (name: string, v: string) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 1) {
-      console.error(`chat-ingest: --${name} must be a whole number ≥ 1, got ${JSON.stringify(v)}`);
-      process.exit(2);
-    }
-    return n;
-  };
-  const databaseUrl = process.env.DATABASE_URL;
-  if (!databaseUrl) {
-    console.error("chat-ingest: DATABASE_URL is not set (see --help)");
-    process.exit(2);
-  }
+  const int = (name: string, v: string) => numberOption("chat-ingest", name, v, 1);
+  const databaseUrl = databaseUrlFromEnv("chat-ingest");
   try {
     const report = await benchIngest({
       databaseUrl,

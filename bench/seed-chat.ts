@@ -15,6 +15,7 @@ import postgres from "postgres";
 import { typeid } from "typeid-js";
 import { identifier, messageText, rng } from "./chat-text";
 import { seedSandboxes, type SeedResult } from "./seed-sandboxes";
+import { databaseUrlFromEnv, numberOption } from "./lib/processes";
 
 export const HELP = `Usage: DATABASE_URL=postgres://… bun bench/seed-chat.ts [options]
 
@@ -324,19 +325,8 @@ if (import.meta.main) {
     process.stdout.write(HELP);
     process.exit(0);
   }
-  const int = (name: string, v: string) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 0) {
-      console.error(`seed-chat: --${name} must be a whole number, got ${JSON.stringify(v)}`);
-      process.exit(2);
-    }
-    return n;
-  };
-  const databaseUrl = process.env.DATABASE_URL;
-  if (!databaseUrl) {
-    console.error("seed-chat: DATABASE_URL is not set (see --help)");
-    process.exit(2);
-  }
+  const int = (name: string, v: string) => numberOption("seed-chat", name, v, 0);
+  const databaseUrl = databaseUrlFromEnv("seed-chat");
   try {
     const result = await seedChat({
       databaseUrl,

@@ -13,6 +13,7 @@ import { parseArgs } from "node:util";
 import { hashPassword } from "better-auth/crypto";
 import postgres from "postgres";
 import { typeid } from "typeid-js";
+import { databaseUrlFromEnv, numberOption } from "./lib/processes";
 
 export const HELP = `Usage: DATABASE_URL=postgres://… bun bench/seed-sandboxes.ts [options]
 
@@ -282,19 +283,8 @@ if (import.meta.main) {
     process.stdout.write(HELP);
     process.exit(0);
   }
-  const int = (name: string, v: string) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 0) {
-      console.error(`seed-sandboxes: --${name} must be a whole number, got ${JSON.stringify(v)}`);
-      process.exit(2);
-    }
-    return n;
-  };
-  const databaseUrl = process.env.DATABASE_URL;
-  if (!databaseUrl) {
-    console.error("seed-sandboxes: DATABASE_URL is not set (see --help)");
-    process.exit(2);
-  }
+  const int = (name: string, v: string) => numberOption("seed-sandboxes", name, v, 0);
+  const databaseUrl = databaseUrlFromEnv("seed-sandboxes");
   try {
     const result = await seedSandboxes({
       databaseUrl,

@@ -107,6 +107,16 @@ export function numberOption(command: string, name: string, v: string | undefine
   return n;
 }
 
+/** DATABASE_URL for a seeder or driver run on its own, or exit 2 naming it. */
+export function databaseUrlFromEnv(command: string): string {
+  const url = process.env.DATABASE_URL;
+  if (!url) {
+    console.error(`${command}: DATABASE_URL is not set (see --help)`);
+    process.exit(2);
+  }
+  return url;
+}
+
 /** Runs a benchmark's main(); on failure prints the error, keeps the server logs, stops everything, exits 1. */
 export async function runMain(command: string, main: () => Promise<void>) {
   try {
