@@ -19,6 +19,8 @@ import type { Db } from "../src/database/client";
 import { listMessages, listSessions, searchMessages } from "../src/services/chat/queries";
 import { benchIngest, type IngestReport } from "./chat-ingest";
 import { seedChat, type ChatSeedResult } from "./seed-chat";
+import { cpuBusy, cpuMsOf, postgresCpuMs } from "./lib/machine";
+import { freePort, run } from "./lib/processes";
 
 const HELP = `Usage: bun run bench:chat [options]
 
@@ -139,20 +141,6 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
   });
 }
 
-function freePort(): number {
-  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = s.port;
-  s.stop(true);
-  return port;
-}
-
-async function run(cmd: string[], env: Record<string, string | undefined> = {}): Promise<string> {
-  const proc = Bun.spawn(cmd, { cwd: ROOT, env: { ...process.env, ...env }, stdout: "pipe", stderr: "pipe" });
-  const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
-  if (code !== 0) throw new Error(`${cmd.join(" ")} exited with ${code}:\n${out}${err}`);
-  return out;
-}
-
 async function startProcess(name: string, cmd: string[], env: Record<string, string>, ready: () => Promise<boolean>) {
   const logFile = join(workDir, `${name}.log`);
   const fd = openSync(logFile, "a");
@@ -186,46 +174,8 @@ async function wrk(url: string, paths: string[], token: string | null, seconds: 
   return JSON.parse(line.slice("BENCH_JSON ".length)) as WrkResult;
 }
 
-function cpuMsOf(pid: number): number {
-  try {
-    const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-    return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
-  } catch {
-    return 0;
-  }
-}
 /** The benchmark cluster's postmaster (set in main): other PostgreSQL servers on the box are not ours. */
 let postmasterPid = 0;
-/** CPU time of the cluster: the postmaster's children, live ones plus what exited ones left to it (cutime). */
-function postgresCpuMs(): number {
-  const stat = (pid: number) => readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-  let total = 0;
-  try {
-    const f = stat(postmasterPid);
-    total += ((Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) * 1000) / 100;
-  } catch {
-    return 0;
-  }
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      if (Number(stat(Number(entry))[1]) === postmasterPid) total += cpuMsOf(Number(entry));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return total;
-}
-async function cpuBusy(ms = 1000): Promise<number> {
-  const read = () => {
-    const f = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1).map(Number);
-    return { idle: f[3]! + (f[4] ?? 0), total: f.reduce((a, b) => a + b, 0) };
-  };
-  const a = read();
-  await Bun.sleep(ms);
-  const b = read();
-  return Math.round((1 - (b.idle - a.idle) / Math.max(1, b.total - a.total)) * 100);
-}
 /** The box is shared: wait (up to 30 s) until the rest of it is quiet, and say what we saw. */
 async function waitQuiet(): Promise<number> {
   let busy = await cpuBusy();
@@ -264,7 +214,7 @@ async function measure(r: Route): Promise<RunRecord> {
   const busyBeforePct = await waitQuiet();
   if (WARMUP > 0) await wrk(r.url, r.paths, r.token, WARMUP);
   const serverBefore = cpuMsOf(r.pid);
-  const pgBefore = postgresCpuMs();
+  const pgBefore = postgresCpuMs(postmasterPid);
   const w = await wrk(r.url, r.paths, r.token, DURATION);
   const per = (ms: number) => (w.requests ? Math.round((ms / w.requests) * 1000) / 1000 : 0);
   const ms = (us: number) => Math.round(us / 10) / 100;
@@ -280,7 +230,7 @@ async function measure(r: Route): Promise<RunRecord> {
     errors: w.errors,
     busyBeforePct,
     loadAfter: Number(readFileSync("/proc/loadavg", "utf8").split(" ")[0]),
-    cpuMsPerRequest: { server: per(cpuMsOf(r.pid) - serverBefore), postgres: per(postgresCpuMs() - pgBefore) },
+    cpuMsPerRequest: { server: per(cpuMsOf(r.pid) - serverBefore), postgres: per(postgresCpuMs(postmasterPid) - pgBefore) },
   };
   const errs = w.errors.connect + w.errors.read + w.errors.write + w.errors.status + w.errors.timeout;
   if (r.kind === "target") rec.targetMet = w.requests > 0 && rec.latencyMs.p99 < TARGET_P99_MS && errs === 0;

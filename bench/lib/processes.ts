@@ -25,6 +25,7 @@ export function workDir(): string {
 
 /** Runs `fn` at cleanup, after every child process has been stopped (e.g. stopping the cluster). */
 export function onCleanup(fn: () => void | Promise<void>) {
+  handleSignals();
   finalizers.push(fn);
 }
 
@@ -42,11 +43,20 @@ export function cleanup(): Promise<void> {
   return cleaning;
 }
 
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.on(signal, () => {
-    log(`\n${signal}: stopping everything this run started …`);
-    void cleanup().then(() => process.exit(130));
-  });
+/**
+ * Ctrl-C stops what this module started. Registered on first use (a process started, a cleanup
+ * step added), so that a script importing only the pure helpers keeps its own signal handling.
+ */
+let handlingSignals = false;
+function handleSignals() {
+  if (handlingSignals) return;
+  handlingSignals = true;
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    process.on(signal, () => {
+      log(`\n${signal}: stopping everything this run started …`);
+      void cleanup().then(() => process.exit(130));
+    });
+  }
 }
 
 export function freePort(): number {
@@ -71,6 +81,7 @@ export async function startProcess(name: string, cmd: string[], env: Record<stri
   const logFile = join(workDir(), `${name}.log`);
   const fd = openSync(logFile, "a");
   const proc = Bun.spawn(cmd, { cwd: ROOT, env, stdin: "ignore", stdout: fd, stderr: fd });
+  handleSignals();
   children.add(proc);
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
