@@ -33,7 +33,9 @@ const CredentialInput = z
       .max(4096, { error: "must be at most 4096 characters" })
       .regex(/^[\x21-\x7e]+$/, { error: "must not contain whitespace or control characters" })
       .openapi({ description: "Checked for shape only; stored encrypted and never returned" }),
-    baseUrl: httpUrl.optional().openapi({ description: "Overrides the provider's base URL (a gateway or proxy)" }),
+    baseUrl: httpUrl.optional().openapi({
+      description: "Overrides the provider's base URL (a gateway or proxy). Called from the sandboxes, which share the Warren host's network: it must be reachable from that host.",
+    }),
   })
   .strict()
   .openapi("CredentialInput");

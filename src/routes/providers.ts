@@ -67,8 +67,9 @@ const CustomProviderInput = z
     name: z.string().trim().min(1, { error: "must not be empty" }).max(100),
     baseUrl: httpUrl.openapi({
       description:
-        "The OpenAI-compatible endpoint, e.g. https://llm.example.com/v1. It is called from inside your sandboxes: " +
-        "it must be reachable from there (a public address or one routed to the sandbox network); localhost means the sandbox itself.",
+        "The OpenAI-compatible endpoint, e.g. https://llm.example.com/v1 (http or https, no user:password). OpenCode calls it " +
+        "from inside your sandboxes, which share the Warren host's network: it works when the Warren host can reach it " +
+        "(a public address, one on the host's networks, or localhost, which is the Warren host itself). Not checked on registration.",
     }),
     models: z
       .array(ModelInput)

@@ -13,7 +13,17 @@
  * What the user does at github.com/login/device is scripted by the test: approve, deny, expire,
  * or make the next poll answer slow_down. Warren reaches it through GITHUB_API_OVERRIDE_URL.
  */
-type Device = { userCode: string; clientId: string; scope: string; next: string[]; token: string | null; interval: number; used: boolean };
+type Device = {
+  userCode: string;
+  clientId: string;
+  scope: string;
+  next: string[];
+  token: string | null;
+  /** Set for a GitHub App with expiring user tokens: the token answer carries expires_in. */
+  expiresIn: number | null;
+  interval: number;
+  used: boolean;
+};
 
 export type DeviceStandIn = {
   url: string;
@@ -22,7 +32,8 @@ export type DeviceStandIn = {
   issuedTokens: string[];
   /** Every token-endpoint poll, in order, as the device code it carried. */
   polls: string[];
-  approve(userCode: string): string;
+  /** The user approves; `expiresIn` makes the token expire as a GitHub App's user token does. */
+  approve(userCode: string, options?: { expiresIn?: number }): string;
   deny(userCode: string): void;
   expire(userCode: string): void;
   slowDown(userCode: string): void;
@@ -52,7 +63,7 @@ export function startDeviceStandIn(clientId = "Iv1.test-client-id"): DeviceStand
         if (p.get("client_id") !== clientId) return Response.json({ error: "Not Found" }, { status: 404 });
         const deviceCode = `dc_${crypto.randomUUID().replace(/-/g, "")}`;
         const userCode = `${String(1000 + ++n)}-ABCD`;
-        devices.set(deviceCode, { userCode, clientId, scope: p.get("scope") ?? "", next: [], token: null, interval: 5, used: false });
+        devices.set(deviceCode, { userCode, clientId, scope: p.get("scope") ?? "", next: [], token: null, expiresIn: null, interval: 5, used: false });
         byUserCode.set(userCode, deviceCode);
         return Response.json({ device_code: deviceCode, user_code: userCode, verification_uri: "https://github.com/login/device", expires_in: 899, interval: 5 });
       }
@@ -72,7 +83,12 @@ export function startDeviceStandIn(clientId = "Iv1.test-client-id"): DeviceStand
         if (step === "expired_token" || step === "access_denied") return Response.json({ error: step });
         if (device.token) {
           device.used = true;
-          return Response.json({ access_token: device.token, token_type: "bearer", scope: device.scope });
+          return Response.json({
+            access_token: device.token,
+            token_type: "bearer",
+            scope: device.scope,
+            ...(device.expiresIn === null ? {} : { expires_in: device.expiresIn }),
+          });
         }
         return Response.json({ error: "authorization_pending" });
       }
@@ -90,9 +106,10 @@ export function startDeviceStandIn(clientId = "Iv1.test-client-id"): DeviceStand
     clientId,
     issuedTokens,
     polls,
-    approve(userCode) {
-      const token = `gho_${crypto.randomUUID().replace(/-/g, "")}`;
+    approve(userCode, options = {}) {
+      const token = `${options.expiresIn ? "ghu" : "gho"}_${crypto.randomUUID().replace(/-/g, "")}`;
       device(userCode).token = token;
+      device(userCode).expiresIn = options.expiresIn ?? null;
       issuedTokens.push(token);
       return token;
     },

@@ -7,7 +7,13 @@
  *
  * Only what cannot run here (a hosted model) is replaced; everything else in the e2e is real.
  */
-export type StandinRequest = { path: string; body: any; at: number };
+export type StandinRequest = {
+  path: string;
+  body: any;
+  at: number;
+  /** The Authorization header the client sent (the provider key it was given), or null. */
+  authorization: string | null;
+};
 
 export type OpenAIStandin = {
   /** Base URL to register as the provider's baseURL (ends with /v1). */
@@ -54,7 +60,7 @@ export function startOpenAIStandin(options: { reply?: string; usage?: { prompt_t
         return Response.json({ error: { message: `no route ${req.method} ${url.pathname}`, type: "invalid_request_error" } }, { status: 404 });
       }
       const body = (await req.json()) as { model?: string; stream?: boolean };
-      state.requests.push({ path: url.pathname, body, at: Date.now() });
+      state.requests.push({ path: url.pathname, body, at: Date.now(), authorization: req.headers.get("authorization") });
       const id = `chatcmpl-${state.requests.length}`;
       const created = Math.floor(Date.now() / 1000);
       const model = body.model ?? "standin-model";

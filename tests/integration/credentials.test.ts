@@ -13,7 +13,9 @@ import { createTestDatabase } from "../helpers/db";
 import { expectError } from "../helpers/expect";
 import { securitySuite } from "../helpers/security";
 
-const app = useTestApp();
+// The app's clock: real time plus an offset a test can move forward instead of sleeping.
+let clockOffsetMs = 0;
+const app = useTestApp({ deps: { now: () => new Date(Date.now() + clockOffsetMs) } });
 
 let keyCounter = 0;
 /** Distinctive keys, so that finding one anywhere is unambiguous. */
@@ -129,6 +131,32 @@ describe("storing a key", () => {
   });
 });
 
+describe("credential times and hint", () => {
+  test("created stays, updated moves on replace, last used is set when handed to a sandbox; short keys show no characters", async () => {
+    const u = await signUp(app());
+    const created = await json(await put(app(), u, "deepseek", { apiKey: newKey() }));
+    expect(created).toMatchObject({ lastUsedAt: null, expiresAt: null });
+    expect(created.updatedAt).toBe(created.createdAt);
+
+    clockOffsetMs += 90_000;
+    const replaced = await json(await put(app(), u, "deepseek", { apiKey: newKey() }));
+    expect(replaced.createdAt).toBe(created.createdAt);
+    expect(Date.parse(replaced.updatedAt) - Date.parse(created.createdAt)).toBeGreaterThanOrEqual(90_000);
+    expect(replaced.lastUsedAt).toBeNull();
+
+    clockOffsetMs += 90_000;
+    const usedAt = new Date(Date.now() + clockOffsetMs);
+    await vaultFor(u.id, app(), () => usedAt).credentialsForSandbox(await insertSandbox(u.id));
+    const after = await json(await app().request("/api/v1/providers/deepseek/credential", { token: u.token }));
+    expect(after).toMatchObject({ createdAt: created.createdAt, updatedAt: replaced.updatedAt, lastUsedAt: usedAt.toISOString() });
+
+    // Four characters of an 8-character key would be half of it: a short key shows none.
+    const short = await json(await put(app(), u, "morph", { apiKey: "Ab3$x9Qz" }));
+    expect(short.hint).toBe("…");
+    expect(JSON.stringify(short)).not.toContain("x9Qz");
+  });
+});
+
 describe("two users", () => {
   test("neither can see, replace or delete the other's credential; each keeps their own", async () => {
     const ann = await signUp(app());
@@ -152,9 +180,9 @@ describe("two users", () => {
   });
 });
 
-function vaultFor(userId: string, t: TestApp = app()) {
-  const ctx: ServiceContext = { db: t.database.db, actor: "user", userId, requestId: null, ipAddress: null, userAgent: null, logger: memoryLogger().logger, now: () => new Date() };
-  return createVault({ ctx, keyring: t.config.keyring, sandboxes: noSandboxHook, deviceFlows: githubDeviceFlowClients({ copilotClientId: "test" }) });
+function vaultFor(userId: string, t: TestApp = app(), now: () => Date = () => new Date(), keyring = t.config.keyring) {
+  const ctx: ServiceContext = { db: t.database.db, actor: "user", userId, requestId: null, ipAddress: null, userAgent: null, logger: memoryLogger().logger, now };
+  return createVault({ ctx, keyring, sandboxes: noSandboxHook, deviceFlows: githubDeviceFlowClients({ copilotClientId: "test" }) });
 }
 
 async function insertSandbox(userId: string, t: TestApp = app()) {
@@ -220,6 +248,32 @@ describe("handing credentials to a sandbox", () => {
     const flipped = await vaultFor(ann.id).credentialsForSandbox(await insertSandbox(ann.id));
     expect(flipped.authJson).toEqual({});
     expect(flipped.unavailable.sort()).toEqual(["groq", "openai"]);
+  });
+
+  test("a wrong key id fails closed: relabelled to another key of the ring, or to one not in it", async () => {
+    const u = await signUp(app());
+    const key = newKey();
+    await put(app(), u, "fireworks-ai", { apiKey: key });
+    // The app's keyring plus a second key, as after an operator added one.
+    const active = app().config.keyring;
+    const ring = { activeKeyId: active.activeKeyId, keys: new Map([...active.keys, ["other", new Uint8Array(32).fill(7)]]) };
+    const relabel = async (to: string) => {
+      await app().database.db.execute(
+        sql`update provider_credentials set secret = regexp_replace(secret, '^v1\.[^.]+\.', ${`v1.${to}.`}) where user_id = ${u.id} and provider_id = 'fireworks-ai'`,
+      );
+      const sandboxId = await insertSandbox(u.id);
+      return vaultFor(u.id, app(), undefined, ring).credentialsForSandbox(sandboxId);
+    };
+    // Sanity: untouched, it decrypts with this ring.
+    expect((await vaultFor(u.id, app(), undefined, ring).credentialsForSandbox(await insertSandbox(u.id))).authJson["fireworks-ai"]).toEqual({ type: "api", key });
+    for (const to of ["other", "k-missing"]) {
+      const result = await relabel(to);
+      expect(result.authJson).toEqual({});
+      expect(result.unavailable).toEqual(["fireworks-ai"]);
+    }
+    // Relabelled back, it decrypts again: nothing else was changed, the key id alone failed it.
+    const restored = await relabel(active.activeKeyId);
+    expect(restored.authJson["fireworks-ai"]).toEqual({ type: "api", key });
   });
 });
 

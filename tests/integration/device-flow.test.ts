@@ -143,6 +143,28 @@ describe("device flow against GitHub's protocol", () => {
     await expectError(await app().request(`/api/v1/providers/openai/oauth/device/${other.id}/poll`, { method: "POST", token: u.token }), 404, "NOT_FOUND");
   });
 
+  test("a token that expires (a GitHub App's user token) carries its expiry into the credential; one that does not, none", async () => {
+    const u = await signUp(app());
+    const flow = await start(u);
+    github.approve(flow.userCode, { expiresIn: 28_800 });
+    const approvedAt = clock;
+    const done = await json(await poll(u, flow.id));
+    expect(done.status).toBe("completed");
+    expect(done.credential.expiresAt).toBe(new Date(approvedAt + 28_800_000).toISOString());
+    const listed = await json(await app().request("/api/v1/credentials", { token: u.token }));
+    expect(listed.data.map((c: { providerId: string; expiresAt: string | null }) => [c.providerId, c.expiresAt])).toEqual([
+      ["github-copilot", new Date(approvedAt + 28_800_000).toISOString()],
+    ]);
+
+    // Signing in again with a non-expiring (OAuth app) token replaces it, expiry and all.
+    advance(10);
+    const again = await start(u);
+    github.approve(again.userCode);
+    const replaced = await json(await poll(u, again.id));
+    expect(replaced.credential).toMatchObject({ providerId: "github-copilot", expiresAt: null });
+    expect((await json(await app().request("/api/v1/providers/github-copilot/credential", { token: u.token }))).expiresAt).toBeNull();
+  });
+
   test("two users: neither can poll, cancel or complete the other's flow", async () => {
     const ann = await signUp(app());
     const bob = await signUp(app());

@@ -1,4 +1,4 @@
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { sql } from "drizzle-orm";
 import { createApp } from "../../src/app";
 import { createAuth } from "../../src/auth/auth";
@@ -10,6 +10,10 @@ import { noSandboxHook } from "../../src/services/credentials/types";
 import { createVault } from "../../src/services/credentials/vault";
 import { json, memoryLogger, signUp, testConfig, useTestApp, type TestApp, type TestUser } from "../helpers/app";
 import { startDeviceStandIn } from "../helpers/github-device-standin";
+
+// Dozens of sign-ups, writes and re-encryptions per test: more than bun's 5 s default on a busy
+// machine. A limit against hanging, not a timing assertion.
+setDefaultTimeout(60_000);
 
 const key = (fill: number) => Buffer.alloc(32, fill).toString("base64");
 const K1 = `k1:${key(11)}`;
@@ -126,6 +130,12 @@ describe("keys:rotate", () => {
 
   test("is resumable: an interrupted run leaves the rest on the old key, the next run finishes it", async () => {
     const { users, latest } = await seed(app(), 2);
+    const updatedAt = async () =>
+      queryRows<{ id: string; updated_at: string }>(
+        app().database.db,
+        sql`select id, updated_at::text from provider_credentials where user_id in (${users[0]!.id}, ${users[1]!.id}) order by id`,
+      );
+    const before = await updatedAt();
     const next = rotatedApp(app());
     const { logger } = memoryLogger();
     let batches = 0;
@@ -144,6 +154,8 @@ describe("keys:rotate", () => {
     expect(midway.k1).toBe(4);
     const report = await rotateKeys({ db: app().database.db, keyring: next.config.keyring, logger });
     expect(report).toEqual({ rotated: 4, skipped: 0, failed: 0, remaining: 0 });
+    // Re-encrypting is not changing: each credential's updatedAt is what its owner last did.
+    expect(await updatedAt()).toEqual(before);
     const decrypted = await decryptAll(app(), next.config.keyring, users);
     for (const [k, v] of decrypted) if (latest.has(k)) expect(v).toBe(latest.get(k)!);
   });

@@ -1,7 +1,8 @@
-import { describe, expect, setDefaultTimeout, test } from "bun:test";
+import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { json, signUp, type TestUser } from "../helpers/app";
+import { startOpenAIStandin } from "../helpers/openai-standin";
 import { useSandboxApp } from "../helpers/sandboxes";
 
 // What a running sandbox receives from Warren: the owner's credentials in OpenCode's auth.json
@@ -18,6 +19,10 @@ const start = async (u: TestUser) => {
   expect(w.reached).toBe(true);
   return s.id as string;
 };
+
+// The user's self-hosted model server for the custom-provider test (started here, stopped after the file).
+const model = startOpenAIStandin({ reply: "Served by the custom provider." });
+afterAll(() => model.stop());
 
 const home = (id: string) => join(app().dataDir, "sandboxes", id, "home");
 
@@ -43,6 +48,49 @@ describe("credentials reach the owner's sandbox", () => {
     expect(w.reached).toBe(true);
     const after = await json(await app().request(`/api/v1/sandboxes/${id}/agent/provider`, { token: u.token }));
     expect(after.connected).not.toContain("openai");
+    await app().request(`/api/v1/sandboxes/${id}/stop`, { method: "POST", token: u.token });
+  });
+
+  test("a custom OpenAI-compatible provider on the Warren host's localhost is handed over on start and answers with the stored key", async () => {
+    // No hosted model here: a local server speaking the chat-completions protocol stands in for
+    // the user's self-hosted one (tests/helpers/openai-standin.ts). 127.0.0.1 is the Warren host,
+    // which the sandbox shares the network of (README: "Provider base URLs").
+    const u = await signUp(app());
+    const created = await app().request("/api/v1/providers", {
+      method: "POST",
+      token: u.token,
+      json: { name: "Self-hosted", baseUrl: model.baseUrl, models: [{ id: "standin-model", contextWindow: 32000, maxOutput: 4000 }] },
+    });
+    expect(created.status).toBe(201);
+    const providerId = (await json(created)).id as string;
+    const customKey = "sk-custom-handoff-0123456789abcdef";
+    expect((await app().request(`/api/v1/providers/${providerId}/credential`, { method: "PUT", token: u.token, json: { apiKey: customKey } })).status).toBe(201);
+    const id = await start(u);
+
+    const providers = await json(await app().request(`/api/v1/sandboxes/${id}/agent/provider`, { token: u.token }));
+    expect(providers.connected).toContain(providerId);
+    const listed = providers.all.find((p: { id: string }) => p.id === providerId);
+    expect(Object.keys(listed.models)).toEqual(["standin-model"]);
+
+    const session = await json(await app().request(`/api/v1/sandboxes/${id}/agent/session`, { method: "POST", token: u.token, json: {} }));
+    const answered = await app().request(`/api/v1/sandboxes/${id}/agent/session/${session.id}/message`, {
+      method: "POST",
+      token: u.token,
+      json: { model: { providerID: providerId, modelID: "standin-model" }, parts: [{ type: "text", text: "Hello?" }] },
+    });
+    expect(answered.status).toBe(200);
+    await answered.arrayBuffer();
+    const completions = model.requests.filter((r) => r.path.endsWith("/chat/completions"));
+    expect(completions.length).toBeGreaterThan(0);
+    expect(completions.every((r) => r.authorization === `Bearer ${customKey}`)).toBe(true);
+    expect(completions[0]!.body.model).toBe("standin-model");
+
+    // Deleting the key takes the provider out of the sandbox's files too.
+    const del = await json(await app().request(`/api/v1/providers/${providerId}/credential`, { method: "DELETE", token: u.token }));
+    expect(del.sandboxes.refreshed).toEqual([id]);
+    expect(JSON.parse(readFileSync(join(home(id), ".local/share/opencode/auth.json"), "utf8"))).toEqual({});
+    const config = JSON.parse(readFileSync(join(home(id), ".config/opencode/opencode.json"), "utf8"));
+    expect(config.provider?.[providerId]).toBeUndefined();
     await app().request(`/api/v1/sandboxes/${id}/stop`, { method: "POST", token: u.token });
   });
 

@@ -33,6 +33,26 @@ describe("credential tables", () => {
     expect(offenders).toEqual([]);
   });
 
+  test("stored values are decrypted only where the design says; provider secrets only for the sandbox hand-over", () => {
+    // Each caller, and why. A new one must be added here, on purpose, with its reason.
+    const allowed: Record<string, string> = {
+      "src/services/credentials/sandbox-credentials.ts": "provider secrets: THE hand-over to the owner's sandbox, one credential.use each",
+      "src/services/credentials/rotation.ts": "keys:rotate re-encrypts in place; the value never leaves the function",
+      "src/services/credentials/device-flow.ts": "the flow's device code, sent back to GitHub when polling (not a provider secret)",
+      "src/services/sandboxes/worker.ts": "a sandbox's agent password, for the proxy (not a provider secret)",
+    };
+    const callers: string[] = [];
+    for (const file of files(join(ROOT, "src"))) {
+      const path = relative(ROOT, file);
+      if (path.startsWith("src/crypto/")) continue;
+      if (/\bdecryptValue\s*\(/.test(readFileSync(file, "utf8"))) callers.push(path);
+    }
+    expect(callers.sort()).toEqual(Object.keys(allowed).sort());
+    // And of those, only the hand-over and the rotation name the provider-secret purpose.
+    const secretReaders = callers.filter((p) => readFileSync(join(ROOT, p), "utf8").includes('"credential.secret"'));
+    expect(secretReaders.sort()).toEqual(["src/services/credentials/rotation.ts", "src/services/credentials/sandbox-credentials.ts"]);
+  });
+
   test("the scan does see the vault's own use (it is not vacuous)", () => {
     const vault = files(join(ROOT, VAULT_DIR)).filter((f) => TABLE_NAMES.test(readFileSync(f, "utf8")));
     expect(vault.length).toBeGreaterThan(2);

@@ -181,6 +181,8 @@ export async function pollDeviceFlow(ctx: ServiceContext, keyring: Keyring, clie
           authType: "device_flow",
           secret: outcome.accessToken,
           scopes: outcome.scopes,
+          // OAuth apps' tokens do not expire; a GitHub App's do, and the credential says when.
+          tokenExpiresAt: outcome.expiresIn === null ? null : new Date(ctx.now().getTime() + outcome.expiresIn * 1000),
         });
         await recordActivity(tx, ctx, { action: "device_flow.complete", entityType: "device_flow", entityId: flow.id, metadata: { providerId: flow.providerId } });
         await recordActivity(tx, ctx, {

@@ -81,7 +81,7 @@ export async function requestDeviceCode(clients: DeviceFlowClients, client: Devi
 }
 
 export type PollOutcome =
-  | { kind: "token"; accessToken: string; scopes: string[] }
+  | { kind: "token"; accessToken: string; scopes: string[]; /** Seconds, when the token expires (GitHub Apps with expiring tokens). */ expiresIn: number | null }
   | { kind: "pending" }
   | { kind: "slow_down"; interval: number | null }
   | { kind: "expired" }
@@ -96,7 +96,8 @@ export async function pollToken(clients: DeviceFlowClients, client: DeviceFlowCl
   });
   if (typeof body.access_token === "string" && body.access_token) {
     const scopes = typeof body.scope === "string" ? body.scope.split(/[ ,]+/).filter(Boolean) : [];
-    return { kind: "token", accessToken: body.access_token, scopes };
+    const expiresIn = typeof body.expires_in === "number" && Number.isFinite(body.expires_in) && body.expires_in > 0 ? body.expires_in : null;
+    return { kind: "token", accessToken: body.access_token, scopes, expiresIn };
   }
   switch (body.error) {
     case "authorization_pending":

@@ -85,7 +85,8 @@ export async function rotateKeys(deps: {
           }
           const swapped = await tx
             .update(t.table)
-            .set({ [t.field]: fresh, keyId: active })
+            // Same value, new key: updatedAt (what the user last changed) is kept as it was.
+            .set({ [t.field]: fresh, keyId: active, updatedAt: sql`${t.table.updatedAt}` })
             .where(and(eq(t.table.id, row.id), eq(t.column, old)))
             .returning({ id: t.table.id });
           if (swapped.length === 0) {

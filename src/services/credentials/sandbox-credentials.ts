@@ -1,4 +1,4 @@
-import { and, eq, inArray } from "drizzle-orm";
+import { and, eq, inArray, sql } from "drizzle-orm";
 import { providerCredentials, providerModels, providers, sandboxes } from "../../../db/schema";
 import type { ServiceContext } from "../../context";
 import { DecryptionError, decryptValue } from "../../crypto/envelope";
@@ -62,7 +62,12 @@ export async function credentialsForSandbox(ctx: ServiceContext, keyring: Keyrin
       });
     }
     if (used.length > 0) {
-      await tx.update(providerCredentials).set({ lastUsedAt: ctx.now() }).where(and(eq(providerCredentials.userId, ctx.userId), inArray(providerCredentials.id, used)));
+      // Being used is not being changed: updatedAt stays when the user last stored the value
+      // (named here, or the column's $onUpdate would stamp it with the time of use).
+      await tx
+        .update(providerCredentials)
+        .set({ lastUsedAt: ctx.now(), updatedAt: sql`${providerCredentials.updatedAt}` })
+        .where(and(eq(providerCredentials.userId, ctx.userId), inArray(providerCredentials.id, used)));
     }
     return out;
   });
