@@ -1,7 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { authSecurity, createRouter, errorResponses } from "../lib/openapi";
 import { PageQuery, pageOf } from "../lib/pagination";
-import { getProfile, updateProfile } from "../services/account/profile";
+import { toProfile, updateProfile } from "../services/account/profile";
 import { listSessions, revokeSession } from "../services/account/sessions";
 
 export const UserSchema = z
@@ -64,7 +64,9 @@ export function meRoutes() {
           ...errorResponses(),
         },
       }),
-      async (c) => c.json(await getProfile(c.get("scope")), 200),
+      // The user requireUser resolved: read with the session, and dropped from the session cache
+      // the moment the row changes on any instance (see src/auth/session-cache.ts).
+      async (c) => c.json(toProfile(c.get("user")), 200),
     )
     .openapi(
       createRoute({

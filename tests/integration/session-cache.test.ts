@@ -79,6 +79,20 @@ describe(`session cache (${ENGINE})`, () => {
     await expectError(await a.request("/api/v1/me", { token: u.token }), 401, "UNAUTHENTICATED");
   });
 
+  test("/me, answered from the resolved session, shows a profile changed anywhere at once", async () => {
+    const a = instance();
+    const u = await signUp(a);
+    await warm(a, { token: u.token });
+    // Through Better Auth's own endpoint: the request settles before it answers.
+    const upd = await a.request("/api/auth/update-user", { method: "POST", token: u.token, json: { name: "Renamed Once" } });
+    expect(upd.status).toBe(200);
+    expect((await json(await a.request("/api/v1/me", { token: u.token }))).name).toBe("Renamed Once");
+    // Behind Warren's back (operator SQL): the trigger's notification drops the cached user.
+    await app().database.db.execute(sql`update users set name = 'Renamed Twice' where id = ${u.id}`);
+    await a.sessions.settle();
+    expect((await json(await a.request("/api/v1/me", { token: u.token }))).name).toBe("Renamed Twice");
+  });
+
   test("an expired session is refused even when cached, and Better Auth removes it", async () => {
     const a = instance();
     const u = await signUp(a);

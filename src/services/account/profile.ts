@@ -14,7 +14,11 @@ export type Profile = {
   updatedAt: string;
 };
 
-export function toProfile(u: typeof user.$inferSelect): Profile {
+type UserFields = Pick<typeof user.$inferSelect, "id" | "name" | "email" | "emailVerified" | "createdAt" | "updatedAt"> & {
+  image?: string | null | undefined;
+};
+
+export function toProfile(u: UserFields): Profile {
   return {
     id: u.id,
     name: u.name,
@@ -24,12 +28,6 @@ export function toProfile(u: typeof user.$inferSelect): Profile {
     createdAt: u.createdAt.toISOString(),
     updatedAt: u.updatedAt.toISOString(),
   };
-}
-
-export async function getProfile(ctx: ServiceContext): Promise<Profile> {
-  const [row] = await ctx.db.select().from(user).where(eq(user.id, ctx.userId));
-  if (!row) throw notFound("User");
-  return toProfile(row);
 }
 
 export type ProfileUpdate = { name?: string | undefined; image?: string | null | undefined };

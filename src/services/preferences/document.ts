@@ -1,7 +1,7 @@
-import { eq } from "drizzle-orm";
+import { eq, sql } from "drizzle-orm";
 import { userPreferences } from "../../../db/schema";
 import type { ServiceContext } from "../../context";
-import type { Executor } from "../../database/client";
+import type { Db, Executor } from "../../database/client";
 
 /** The preferences document as clients see it; `version` 0 means nothing has been stored yet. */
 export type Preferences = {
@@ -79,7 +79,15 @@ export async function readPreferences(db: Executor, userId: string): Promise<Pre
   return row ? toPreferences(row) : defaultPreferences();
 }
 
-/** Defaults when nothing is stored; reading never creates the row. */
-export function getPreferences(ctx: ServiceContext): Promise<Preferences> {
-  return readPreferences(ctx.db, ctx.userId);
+function prepareRead(db: Db) {
+  return db.select().from(userPreferences).where(eq(userPreferences.userId, sql.placeholder("userId"))).prepare("warren_preferences_get");
+}
+const preparedReads = new WeakMap<Db, ReturnType<typeof prepareRead>>();
+
+/** Defaults when nothing is stored; reading never creates the row. One prepared statement. */
+export async function getPreferences(ctx: ServiceContext): Promise<Preferences> {
+  let read = preparedReads.get(ctx.db);
+  if (!read) preparedReads.set(ctx.db, (read = prepareRead(ctx.db)));
+  const [row] = await read.execute({ userId: ctx.userId });
+  return row ? toPreferences(row) : defaultPreferences();
 }
