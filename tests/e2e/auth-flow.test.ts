@@ -63,6 +63,36 @@ describe("sign-up, sign-in, /me by cookie and bearer, sign-out", () => {
     }
   });
 
+  test("the non-browser flow of docs/frontend.md: plain fetch, no cookie, no Origin; bearer until sign-out", async () => {
+    const WARREN = server().url;
+    const own = `e2e.desktop.${Date.now()}@example.com`;
+    const signUp = await fetch(`${WARREN}/api/auth/sign-up/email`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ email: own, password, name: "Desktop App" }),
+    });
+    expect(signUp.status).toBe(200);
+
+    // From here on, the docs' snippet as written.
+    const res = await fetch(`${WARREN}/api/auth/sign-in/email`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ email: own, password }),
+    });
+    expect(res.ok).toBe(true);
+    const token = res.headers.get("set-auth-token")!;
+    expect(token).toBeTruthy();
+
+    const me = await fetch(`${WARREN}/api/v1/me`, { headers: { authorization: `Bearer ${token}` } });
+    expect(me.status).toBe(200);
+    expect(await me.json()).toMatchObject({ email: own, name: "Desktop App" });
+
+    const out = await fetch(`${WARREN}/api/auth/sign-out`, { method: "POST", headers: { authorization: `Bearer ${token}` } });
+    expect(out.status).toBe(200);
+    const after = await fetch(`${WARREN}/api/v1/me`, { headers: { authorization: `Bearer ${token}` } });
+    expect(after.status).toBe(401);
+  });
+
   test("a wrong password is refused by Better Auth and issues no session", async () => {
     const client = createAuthClient({ baseURL: server().url, fetchOptions: { headers: { origin: server().url } } });
     const res = await client.signIn.email({ email, password: "not the password" });

@@ -154,8 +154,32 @@ describe("a browser app on another origin", () => {
     expect(await press(page, "load-me", "me-result")).toMatchObject({ status: 401 });
     // set-auth-token is an exposed CORS header, so the page can read it and send it itself.
     expect(await press(page, "load-me-bearer", "me-bearer-result")).toMatchObject({ status: 200, body: { email } });
+    // And better-auth/client's own calls carry it too (fetchOptions.auth, as docs/frontend.md shows).
+    expect(await press(page, "session-bearer", "session-bearer-result")).toMatchObject({ email, error: null });
   }, 30_000);
 });
+
+type LogLine = { method?: string; path?: string; status?: number; component?: string; msg?: string };
+
+/**
+ * Warren's log lines from `from` on, once `until` holds for them (the request line is written
+ * after the answer, so it may trail what the page shows). Fails after 10 s.
+ */
+async function logLinesSince(warren: Warren, from: number, until: (lines: LogLine[]) => boolean): Promise<LogLine[]> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const lines = warren.server.output
+      .slice(from)
+      .filter((l) => l.startsWith("{"))
+      .map((l) => JSON.parse(l) as LogLine);
+    if (until(lines)) return lines;
+    if (Date.now() > deadline) throw new Error(`expected log lines did not appear:\n${JSON.stringify(lines, null, 1)}`);
+    await Bun.sleep(50);
+  }
+}
+
+const signInRequests = (lines: LogLine[]) =>
+  lines.filter((l) => l.path === "/api/auth/sign-in/email").map((l) => ({ method: l.method, status: l.status }));
 
 describe("a page on an origin that is not in TRUSTED_ORIGINS", () => {
   test("the browser blocks Warren's answers, and Better Auth refuses the sign-in as an untrusted origin", async () => {
@@ -172,18 +196,25 @@ describe("a page on an origin that is not in TRUSTED_ORIGINS", () => {
     const untrusted = `http://localhost:${untrustedSite.port}`;
     const page = await openPage(untrusted, lax);
     await fill(page, email, password);
-    const logFrom = lax.server.output.length;
-    const result = await press(page, "sign-in", "sign-in-result");
-    expect(result.networkError).toContain("TypeError");
-    await Bun.sleep(200); // the server writes its log line after answering
-    const seen = lax.server.output
-      .slice(logFrom)
-      .filter((l) => l.startsWith("{"))
-      .map((l) => JSON.parse(l) as { method: string; path: string; status: number })
-      .filter((l) => l.path === "/api/auth/sign-in/email");
-    // The preflight was answered without Access-Control-Allow-Origin, so the credentials were
-    // never sent: the only request Warren saw is the OPTIONS.
-    expect(seen.map((l) => l.method)).toEqual(["OPTIONS"]);
+
+    // 1. better-auth/client's sign-in (a JSON body) needs a preflight. Its answer has no
+    //    Access-Control-Allow-Origin, so the browser blocks it and never sends the credentials:
+    //    the page gets a TypeError, and the only request Warren saw is the OPTIONS.
+    let logFrom = lax.server.output.length;
+    expect((await press(page, "sign-in", "sign-in-result")).networkError).toContain("TypeError");
+    const preflightOnly = await logLinesSince(lax, logFrom, (lines) => signInRequests(lines).length > 0);
+    expect(signInRequests(preflightOnly)).toEqual([{ method: "OPTIONS", status: 204 }]);
+
+    // 2. The same sign-in as a form-encoded fetch needs no preflight: the browser does send it, with
+    //    credentials. Better Auth refuses it as an untrusted origin (403, and its log names the
+    //    origin); the answer has no Access-Control-Allow-Origin, so the browser blocks the response
+    //    and the page sees a TypeError, never the status or the body.
+    logFrom = lax.server.output.length;
+    expect((await press(page, "sign-in-simple", "sign-in-simple-result")).networkError).toContain("TypeError");
+    const refused = await logLinesSince(lax, logFrom, (lines) => signInRequests(lines).length > 0);
+    expect(signInRequests(refused)).toEqual([{ method: "POST", status: 403 }]);
+    expect(refused).toContainEqual(expect.objectContaining({ component: "better-auth", msg: `Invalid origin: ${untrusted}` }));
+    expect(await sessionCookieIn(page, lax)).toBeUndefined();
 
     const preflight = (origin: string) =>
       fetch(`${lax.api}/api/auth/sign-in/email`, {
@@ -195,16 +226,20 @@ describe("a page on an origin that is not in TRUSTED_ORIGINS", () => {
     expect(allowed.headers.get("access-control-allow-origin")).toBe(trusted);
     expect(allowed.headers.get("access-control-allow-credentials")).toBe("true");
 
-    // A plain form POST needs no preflight: it reaches Better Auth, whose Origin check refuses it.
+    // 3. A plain form POST is a navigation, whose answer the browser does show: Better Auth's
+    //    refusal, 403 INVALID_ORIGIN, and still no session.
     const [navigation] = await Promise.all([page.waitForNavigation(), page.click("#classic-submit")]);
     expect(navigation?.status()).toBe(403);
     expect(await navigation?.json()).toMatchObject({ code: "INVALID_ORIGIN" });
     expect(await sessionCookieIn(page, lax)).toBeUndefined();
 
-    // The same credentials from a trusted origin do sign in: the origin was the only thing wrong.
+    // 4. The same credentials from a trusted origin sign in both ways: the origin was the only
+    //    thing wrong.
     const good = await openPage(trusted, lax);
     await fill(good, email, password);
+    expect(await press(good, "sign-in-simple", "sign-in-simple-result")).toMatchObject({ status: 200, body: { user: { email } } });
     expect(await press(good, "sign-in", "sign-in-result")).toMatchObject({ user: { email }, error: null });
+    expect(await press(good, "load-me", "me-result")).toMatchObject({ status: 200, body: { email } });
   }, 30_000);
 });
 

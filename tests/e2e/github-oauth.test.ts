@@ -197,6 +197,7 @@ describe("GitHub OAuth web flow against a GitHub stand-in", () => {
     const { me } = await signInWithGithub("token-check");
     const token = github.issuedTokens.at(-1)!;
     expect(token).toStartWith("gho_");
+    const signedInWith = server;
     const result = await queryServerDatabase<Record<string, unknown>>(
       server,
       storage,
@@ -213,6 +214,10 @@ describe("GitHub OAuth web flow against a GitHub stand-in", () => {
     const everything = JSON.stringify(Object.values(row).map(String));
     expect(everything).not.toContain(token);
     expect(everything).not.toContain(token.slice(4)); // nor its random part, in any framing
+    // Nor is it in the log of the server that exchanged the code (on PGlite that process has
+    // exited by now, so its whole output is here).
+    expect(signedInWith.output.length).toBeGreaterThan(0);
+    expect(signedInWith.output.join("\n")).not.toContain(token.slice(4));
   }, 60_000);
 
   test("the override is refused when NODE_ENV=production: the server does not start", async () => {

@@ -16,6 +16,9 @@ const auth = createAuthClient({
   },
 });
 
+// The same token for Better Auth's own calls (getSession, signOut), as docs/frontend.md shows.
+const authByBearer = createAuthClient({ baseURL: api, fetchOptions: { auth: { type: "Bearer", token: () => bearer } } });
+
 const field = (id: string) => (document.getElementById(id) as HTMLInputElement).value;
 
 function show(id: string, value: unknown) {
@@ -44,6 +47,18 @@ onButton("sign-in", "sign-in-result", async () => {
   return { user: data?.user ?? null, error: error && { status: error.status, code: error.code } };
 });
 
+// The same sign-in as a "simple" cross-origin request (a form-encoded body): the browser sends it
+// without a preflight, credentials and all, and only afterwards decides whether the page may read
+// the answer. From an untrusted origin this reaches Better Auth, which must refuse it itself.
+onButton("sign-in-simple", "sign-in-simple-result", async () => {
+  const res = await fetch(`${api}/api/auth/sign-in/email`, {
+    method: "POST",
+    credentials: "include",
+    body: new URLSearchParams({ email: field("email"), password: field("password") }),
+  });
+  return { status: res.status, body: await res.json() };
+});
+
 onButton("github", "github-result", async () => {
   // better-auth/client sends the window to GitHub; it comes back to this page, signed in.
   const back = `${location.origin}/?api=${encodeURIComponent(api)}&from=github`;
@@ -59,6 +74,11 @@ onButton("load-me", "me-result", async () => {
 onButton("load-me-bearer", "me-bearer-result", async () => {
   const res = await fetch(`${api}/api/v1/me`, { headers: { authorization: `Bearer ${bearer}` } });
   return { status: res.status, body: await res.json() };
+});
+
+onButton("session-bearer", "session-bearer-result", async () => {
+  const { data, error } = await authByBearer.getSession();
+  return { email: data?.user.email ?? null, error: error && { status: error.status, code: error.code } };
 });
 
 // The same sign-in as a plain HTML form: no preflight, the one cross-origin POST a hostile page

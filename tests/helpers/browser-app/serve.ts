@@ -12,10 +12,13 @@ const PAGE = `<!doctype html>
 <body>
   <input id="name" value="Browser User"> <input id="email"> <input id="password" type="password">
   <button id="sign-up">Sign up</button> <button id="sign-in">Sign in</button>
+  <button id="sign-in-simple">Sign in with a form-encoded fetch</button>
   <button id="github">Sign in with GitHub</button>
   <button id="load-me">Load my profile</button> <button id="load-me-bearer">Load it with the bearer token</button>
-  <pre id="sign-up-result"></pre> <pre id="sign-in-result"></pre> <pre id="github-result"></pre>
-  <pre id="me-result"></pre> <pre id="me-bearer-result"></pre>
+  <button id="session-bearer">Better Auth session by bearer token</button>
+  <pre id="sign-up-result"></pre> <pre id="sign-in-result"></pre> <pre id="sign-in-simple-result"></pre>
+  <pre id="github-result"></pre>
+  <pre id="me-result"></pre> <pre id="me-bearer-result"></pre> <pre id="session-bearer-result"></pre>
   <form id="classic-sign-in" method="post">
     <input type="hidden" name="email"> <input type="hidden" name="password">
     <button id="classic-submit">Sign in without JavaScript</button>
