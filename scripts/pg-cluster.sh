@@ -13,8 +13,10 @@ set -euo pipefail
 
 usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; }
 
+# PostgreSQL 15 (what CI tests against) first, then whatever is on PATH, then any other version.
 find_bin() {
   local name=$1
+  if [ -x "/usr/lib/postgresql/15/bin/$name" ]; then echo "/usr/lib/postgresql/15/bin/$name"; return; fi
   if command -v "$name" >/dev/null 2>&1; then command -v "$name"; return; fi
   local d
   for d in /usr/lib/postgresql/*/bin; do
@@ -27,6 +29,9 @@ find_bin() {
 as_owner() {
   if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
+
+# Progress for a person at a terminal, on stderr: stdout is for eval.
+progress() { if [ -t 2 ]; then echo "pg-cluster: $*" >&2; fi; }
 
 free_port() {
   node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
@@ -44,17 +49,20 @@ case "$cmd" in
       chmod 700 "$dir"
     fi
     port=$(free_port)
+    progress "initdb into $dir/data ($("$initdb" --version))"
     as_owner "$initdb" -D "$dir/data" --auth=trust --username=postgres --encoding=UTF8 --no-locale >"$dir/initdb.log" 2>&1 \
       || { cat "$dir/initdb.log" >&2; exit 1; }
     as_owner "$pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 start \
       -o "-k $dir -p $port -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
       >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
+    progress "started on 127.0.0.1:$port; stop it with: bash scripts/pg-cluster.sh stop $dir"
     echo "export PG_CLUSTER_DIR=$dir"
     echo "export TEST_DATABASE_URL=postgres://postgres@127.0.0.1:$port/postgres"
     ;;
   stop)
     dir=${2:?usage: pg-cluster.sh stop DIR}
     pg_ctl=$(find_bin pg_ctl)
+    progress "stopping the cluster in $dir and removing it"
     if [ -d "$dir/data" ]; then as_owner "$pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true; fi
     rm -rf "$dir"
     ;;

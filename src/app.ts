@@ -16,7 +16,7 @@ import { newId } from "./lib/ids";
 import type { Logger } from "./lib/logger";
 import { validationHook } from "./lib/openapi";
 import { clientIp } from "./middleware/client-ip";
-import { errorHandler, notFoundHandler, sendError } from "./middleware/errors";
+import { authErrorResponse, errorHandler, notFoundHandler, sendError } from "./middleware/errors";
 import { requestLog } from "./middleware/request-log";
 import { requireUser } from "./middleware/require-user";
 import { REQUEST_ID_HEADER } from "./services/activity/auth-events";
@@ -159,10 +159,12 @@ export function createApp(deps: AppDeps) {
   const SESSION_CHANGES = /^\/api\/(auth\/|v1\/me(\/account|\/sessions)?(\/|$))/;
   app.use("/api/*", async (c, next) => {
     await next();
-    if (c.req.method !== "GET" && SESSION_CHANGES.test(c.req.path)) await sessions.settle();
+    // Better Auth changes rows on some GETs too (get-session's sliding refresh, verify-email).
+    const path = c.req.path;
+    if ((c.req.method !== "GET" || path.startsWith("/api/auth/")) && SESSION_CHANGES.test(path)) await sessions.settle();
   });
 
-  app.on(["GET", "POST"], "/api/auth/*", (c) => {
+  app.on(["GET", "POST"], "/api/auth/*", async (c) => {
     // Better Auth reads the client address from CLIENT_IP_HEADER only; whatever the client sent
     // under that name is replaced by the address resolved above.
     const headers = new Headers(c.req.raw.headers);
@@ -171,7 +173,14 @@ export function createApp(deps: AppDeps) {
     if (ip) headers.set(CLIENT_IP_HEADER, ip);
     // The request id for the auth activity entries (src/services/activity/auth-events.ts).
     headers.set(REQUEST_ID_HEADER, c.get("requestId"));
-    return auth.handler(new Request(c.req.raw, { headers }));
+    const res = await auth.handler(new Request(c.req.raw, { headers }));
+    // A path Better Auth does not know gets an empty 404 from it; unknown routes answer in the
+    // envelope like everywhere else.
+    if (res.status === 404 && !res.headers.get("content-type")) {
+      throw new AppError("NOT_FOUND", `No route for ${c.req.method} ${c.req.path}`);
+    }
+    // Its own errors, in the envelope (with its code and message kept for better-auth/client).
+    return res.status >= 400 ? authErrorResponse(c, res, logger) : res;
   });
 
   // The knowledge MCP server authenticates sandbox agents by their MCP token, not a session:

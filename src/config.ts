@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, linkSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
 import { buildKeyring, DEV_KEY_ID, decodeKey, type Keyring, KeyringError, parseKeyList } from "./crypto/keyring";
@@ -371,19 +371,38 @@ function loadKeyring(env: Env, dataDir: string | null): Keyring {
   return buildKeyring(new Map([[DEV_KEY_ID, decodeKey(persistentDevSecret(dataDir, "encryption-key"))]]), DEV_KEY_ID);
 }
 
-/** A random secret generated on first use and kept in the data directory (0600). */
+/** What persistentDevSecret writes: 32 random bytes, base64url (43 characters). */
+const DEV_SECRET_FORMAT = /^[A-Za-z0-9_-]{43}$/;
+
+/**
+ * A random secret generated on first use and kept in the data directory (0600). The file is
+ * written whole under a temporary name and then linked into place, so a concurrent reader never
+ * sees it half-written; a file that is not what this wrote (empty after a full disk, edited) stops
+ * start-up naming it, instead of running with an empty secret (Better Auth would then sign
+ * sessions with its public default).
+ */
 export function persistentDevSecret(dataDir: string | null, file: string): string {
   if (!dataDir) return randomBytes(32).toString("base64url");
   const path = join(dataDir, file);
-  if (existsSync(path)) return readFileSync(path, "utf8").trim();
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const secret = randomBytes(32).toString("base64url");
-  // "wx" fails if another process created it meanwhile; then read theirs.
-  try {
-    writeFileSync(path, `${secret}\n`, { mode: 0o600, flag: "wx" });
-  } catch {
-    return readFileSync(path, "utf8").trim();
+  if (!existsSync(path)) {
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    const temp = `${path}.${process.pid}.tmp`;
+    writeFileSync(temp, `${randomBytes(32).toString("base64url")}\n`, { mode: 0o600 });
+    chmodSync(temp, 0o600);
+    try {
+      // link() fails if another process put its secret there first; then theirs is the one.
+      linkSync(temp, path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+    } finally {
+      rmSync(temp, { force: true });
+    }
   }
-  chmodSync(path, 0o600);
+  const secret = readFileSync(path, "utf8").trim();
+  if (!DEV_SECRET_FORMAT.test(secret)) {
+    throw new ConfigError(
+      `${path} is not a secret Warren generated (expected 43 base64url characters); restore it, or remove it to generate a new one`,
+    );
+  }
   return secret;
 }

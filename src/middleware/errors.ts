@@ -87,3 +87,47 @@ export function notFoundHandler(routes: () => ReadonlyArray<{ method: string; pa
     return sendError(c, new AppError("NOT_FOUND", `No route for ${c.req.method} ${c.req.path}`));
   };
 }
+
+const AUTH_STATUS_CODES: Record<number, ErrorCode> = {
+  ...STATUS_CODES,
+  // Better Auth's 403s are refused origins and CSRF checks: the request's context is wrong, not
+  // its credentials; its 422 is "user already exists".
+  403: "PRECONDITION_FAILED",
+  422: "CONFLICT",
+};
+
+/**
+ * Better Auth's error answers (`{"message","code"}`) in Warren's envelope. Its own top-level
+ * `code` and `message` stay beside `error`, because `better-auth/client` reads them; Warren's
+ * clients read `error` like everywhere else. The status is Better Auth's. A 5xx carries no
+ * internals: its text goes to the log.
+ */
+export async function authErrorResponse(c: Context<AppEnv>, res: Response, fallbackLogger: Logger): Promise<Response> {
+  let authCode: string | undefined;
+  let authMessage: string | undefined;
+  const text = await res.text();
+  try {
+    const parsed = JSON.parse(text) as { code?: unknown; message?: unknown };
+    if (typeof parsed.code === "string") authCode = parsed.code;
+    if (typeof parsed.message === "string") authMessage = parsed.message;
+  } catch {
+    // Not JSON: only the status says what happened.
+  }
+  const status = res.status;
+  const code: ErrorCode = AUTH_STATUS_CODES[status] ?? (status >= 500 ? "INTERNAL" : "VALIDATION_FAILED");
+  let message = authMessage || res.statusText || "Request refused";
+  if (status >= 500) {
+    (c.get("logger") ?? fallbackLogger).error({ status, authCode, authMessage }, "auth endpoint failed");
+    message = "Internal error";
+    authCode = undefined;
+  }
+  const body = {
+    ...errorBody(code, message, c.get("requestId") ?? "unknown", authCode ? { authCode } : undefined),
+    ...(authCode ? { code: authCode } : {}),
+    message,
+  };
+  const headers = new Headers(res.headers);
+  headers.set("content-type", "application/json");
+  headers.delete("content-length");
+  return new Response(JSON.stringify(body), { status, headers });
+}

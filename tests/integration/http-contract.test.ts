@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { sql } from "drizzle-orm";
 import { createApp } from "../../src/app";
 import { openPostgres } from "../../src/database/client";
-import { memoryLogger, signUp, testConfig, useTestApp, json } from "../helpers/app";
+import { memoryLogger, requester, signUp, testConfig, useTestApp, json } from "../helpers/app";
 import { expectError } from "../helpers/expect";
 import { freePort } from "../helpers/server";
 
@@ -17,11 +17,29 @@ describe("health and readiness", () => {
     expect(ready.migrations.applied).toBe(ready.migrations.expected);
     expect(ready.migrations.expected).toBeGreaterThanOrEqual(3);
   });
+
+  test("/ready is 503 while a committed migration is not applied, and ready again once it is", async () => {
+    const { db } = app().database;
+    const { expected } = (await json(await app().request("/ready"))).migrations;
+    // The newest migration's record no longer matches the committed file: to /ready, it is pending.
+    const newest = sql`(select max(id) from drizzle.__drizzle_migrations)`;
+    await db.execute(sql`update drizzle.__drizzle_migrations set hash = 'pending:' || hash where id = ${newest}`);
+    try {
+      const res = await app().request("/ready");
+      const error = await expectError(res, 503, "SERVICE_UNAVAILABLE");
+      expect(error.details).toEqual({ migrations: { applied: expected - 1, expected, pending: 1 } });
+      expect((await app().request("/health")).status).toBe(200);
+    } finally {
+      await db.execute(sql`update drizzle.__drizzle_migrations set hash = substr(hash, 9) where id = ${newest}`);
+    }
+    expect((await app().request("/ready")).status).toBe(200);
+  });
 });
 
 describe("error envelope on every path", () => {
   test("unknown routes are 404", async () => {
-    for (const path of ["/nope", "/api/nope", "/api/v2/me"]) {
+    // Under /api/auth too: a path Better Auth does not know is answered in the envelope.
+    for (const path of ["/nope", "/api/nope", "/api/v2/me", "/api/auth/nope"]) {
       const error = await expectError(await app().request(path), 404, "NOT_FOUND");
       expect(error.message).toContain(path);
     }
@@ -185,6 +203,88 @@ describe("auth rate limiting", () => {
     const n = Array.isArray(rows) ? rows[0].n : (rows as { rows: Array<{ n: number }> }).rows[0]!.n;
     expect(n).toBeGreaterThanOrEqual(2);
   });
+
+  test("the limit holds across instances sharing the database", async () => {
+    // A second Warren instance: its own app, auth and memory, the same database.
+    const other = createApp({ config: limited().config, database: limited().database, logger: memoryLogger().logger });
+    const instances = [limited().request, requester((path, init) => other.request(path, init))];
+    const attempt = (instance: number) =>
+      instances[instance]!("/api/auth/sign-in/email", {
+        method: "POST",
+        json: { email: "victim@example.com", password: "guess-guess-guess" },
+        headers: { origin: limited().config.publicUrl, "x-forwarded-for": "203.0.113.9" },
+      });
+    const statuses = [];
+    for (const instance of [0, 1, 0, 1]) statuses.push((await attempt(instance)).status);
+    expect(statuses).toEqual([401, 401, 401, 429]);
+  });
+});
+
+describe("Better Auth's own errors", () => {
+  /** The envelope, plus Better Auth's top-level code and message that better-auth/client reads. */
+  async function authError(res: Response, status: number, code: string, authCode?: string) {
+    const body = await json(res);
+    expect({ status: res.status, code: body.error?.code }).toEqual({ status, code });
+    expect(body.error.requestId).toBe(res.headers.get("x-request-id"));
+    expect(typeof body.error.message).toBe("string");
+    expect(body.message).toBe(body.error.message);
+    if (authCode) {
+      expect(body.error.details).toEqual({ authCode });
+      expect(body.code).toBe(authCode);
+    }
+    return body;
+  }
+  const origin = () => ({ origin: app().config.publicUrl });
+
+  test("come in the envelope, keeping Better Auth's code for its client", async () => {
+    const u = await signUp(app());
+    const wrong = await app().request("/api/auth/sign-in/email", {
+      method: "POST",
+      json: { email: u.email, password: "not the password at all" },
+      headers: origin(),
+    });
+    await authError(wrong, 401, "UNAUTHENTICATED", "INVALID_EMAIL_OR_PASSWORD");
+
+    const malformed = await app().request("/api/auth/sign-in/email", {
+      method: "POST",
+      headers: { "content-type": "application/json", ...origin() },
+      body: '{"email": "a@example.com",',
+    });
+    expect(malformed.status).toBeGreaterThanOrEqual(400);
+    expect(malformed.status).toBeLessThan(500);
+    expect((await json(malformed)).error.code).toBe("VALIDATION_FAILED");
+
+    const invalid = await app().request("/api/auth/sign-in/email", { method: "POST", json: { email: 42 }, headers: origin() });
+    await authError(invalid, 400, "VALIDATION_FAILED");
+
+    const again = await app().request("/api/auth/sign-up/email", {
+      method: "POST",
+      json: { email: u.email, password: "another long password", name: "Twin" },
+      headers: origin(),
+    });
+    const dup = await authError(again, 422, "CONFLICT");
+    expect(dup.code).toMatch(/USER_ALREADY_EXISTS/);
+
+    const untrusted = await app().request("/api/auth/sign-in/email", {
+      method: "POST",
+      json: { email: u.email, password: u.password },
+      headers: { origin: "https://evil.example.com", cookie: u.cookie },
+    });
+    await authError(untrusted, 403, "PRECONDITION_FAILED");
+  });
+
+  test("the better-auth client still reads its own code from them", async () => {
+    const u = await signUp(app());
+    const res = await app().request("/api/auth/sign-in/email", {
+      method: "POST",
+      json: { email: u.email, password: "not the password at all" },
+      headers: origin(),
+    });
+    // better-fetch hands the parsed body to the client as `error` (with status): code and message
+    // are where Better Auth put them.
+    const body = await json(res);
+    expect({ code: body.code, message: typeof body.message }).toEqual({ code: "INVALID_EMAIL_OR_PASSWORD", message: "string" });
+  });
 });
 
 describe("Better Auth endpoints that would return secrets", () => {
@@ -197,7 +297,7 @@ describe("Better Auth endpoints that would return secrets", () => {
         json: { providerId: "github" },
         headers: { origin: app().config.publicUrl },
       });
-      expect(res.status).toBe(404);
+      await expectError(res, 404, "NOT_FOUND");
     }
   });
 });

@@ -1,4 +1,7 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { eq, sql } from "drizzle-orm";
 import postgres from "postgres";
 import { resourceTiers } from "../../db/schema";
@@ -12,6 +15,30 @@ import { startServer } from "../helpers/server";
 setDefaultTimeout(90_000);
 
 const app = useTestApp();
+const ROOT = join(import.meta.dir, "..", "..");
+
+describe("committed migrations", () => {
+  test("match db/schema: drizzle-kit generate finds nothing to add", async () => {
+    // drizzle-kit writes into its --out folder (and only takes a relative one), so it runs in a
+    // scratch directory holding a copy of the migrations and a link to the real schema.
+    const scratch = mkdtempSync(join(tmpdir(), "warren-drift-"));
+    try {
+      mkdirSync(join(scratch, "db"));
+      symlinkSync(join(ROOT, "db", "schema"), join(scratch, "db", "schema"));
+      cpSync(join(ROOT, "db", "migrations"), join(scratch, "db", "migrations"), { recursive: true });
+      const kit = Bun.spawn(
+        [process.execPath, join(ROOT, "node_modules", "drizzle-kit", "bin.cjs"), "generate", "--dialect", "postgresql",
+          "--schema", "./db/schema/index.ts", "--out", "./db/migrations"],
+        { cwd: scratch, env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp" }, stdout: "pipe", stderr: "pipe" },
+      );
+      const [code, out, err] = await Promise.all([kit.exited, new Response(kit.stdout).text(), new Response(kit.stderr).text()]);
+      expect({ code, said: `${out}${err}`.includes("No schema changes") }).toEqual({ code: 0, said: true });
+      expect(readdirSync(join(scratch, "db", "migrations")).sort()).toEqual(readdirSync(join(ROOT, "db", "migrations")).sort());
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
+  });
+});
 
 describe("seed data", () => {
   test("the catalog is seeded once; an operator's edit survives another migration run", async () => {
@@ -80,6 +107,35 @@ describe("concurrent start-up on a server database", () => {
     } finally {
       await Promise.all(databases.map((d) => d.close()));
     }
+  });
+
+  test("bun run db:migrate migrates a new database, --status reports, --help explains", async () => {
+    if ("unavailable" in pg) return;
+    // The test cluster trusts every local connection, so this password is never checked: it is
+    // there to show that the CLI's output does not repeat it.
+    const url = new URL(await freshDatabase());
+    url.password = "cli-secret-password";
+    const run = async (...args: string[]) => {
+      const proc = Bun.spawn([process.execPath, "run", "db:migrate", ...args], {
+        cwd: ROOT,
+        env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", DATABASE_URL: url.toString(), DATA_DIR: "memory://" },
+        stdout: "pipe",
+        stderr: "pipe",
+      });
+      const [code, out, err] = await Promise.all([proc.exited, new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
+      expect(`${out}${err}`).not.toContain("cli-secret-password");
+      return { code, out };
+    };
+    const help = await run("--help");
+    expect(help).toMatchObject({ code: 0, out: expect.stringContaining("Usage: bun run db:migrate") });
+    const before = await run("--status");
+    expect(before.code).toBe(1);
+    expect(before.out).toMatch(/^postgres .*: 0\/\d+ migrations applied$/m);
+    const applied = await run();
+    expect(applied.code).toBe(0);
+    const [, done, total] = /: (\d+)\/(\d+) migrations applied/.exec(applied.out)!;
+    expect(done).toBe(total);
+    expect(await run("--status")).toMatchObject({ code: 0 });
   });
 
   test("two server processes starting together on a new database both become ready", async () => {

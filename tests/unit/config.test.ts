@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, statSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ConfigError, loadConfig } from "../../src/config";
@@ -93,6 +93,24 @@ describe("config", () => {
     const file = join(dir, "auth-secret");
     expect(readFileSync(file, "utf8").trim()).toBe(first);
     expect(statSync(file).mode & 0o777).toBe(0o600);
+  });
+
+  test("a damaged secret file stops start-up naming the file, never an empty secret", () => {
+    for (const content of ["", "\n", "short", `${"a".repeat(43)} trailing`]) {
+      const dir = join(mkdtempSync(join(tmpdir(), "warren-config-")), "data");
+      mkdirSync(dir);
+      writeFileSync(join(dir, "auth-secret"), content);
+      const message = failure({ DATA_DIR: dir });
+      expect(message).toContain(join(dir, "auth-secret"));
+      expect(message).not.toContain("\n");
+    }
+  });
+
+  test("the secret file is only ever seen whole: no temporary file is left behind", () => {
+    const dir = join(mkdtempSync(join(tmpdir(), "warren-config-")), "data");
+    const secrets = new Set(Array.from({ length: 5 }, () => loadConfig({ DATA_DIR: dir }).authSecret));
+    expect(secrets.size).toBe(1);
+    expect(readdirSync(dir).sort()).toEqual(["auth-secret", "encryption-key"]);
   });
 
   test("an explicit secret wins and nothing is written", () => {
