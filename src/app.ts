@@ -1,5 +1,4 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
-import { Scalar } from "@scalar/hono-api-reference";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import { cors } from "hono/cors";
@@ -33,6 +32,7 @@ import type { SandboxConfigApplier } from "./services/agent-config/apply";
 import { createChangeNotifier, type ChangeNotifier } from "./services/events/notifier";
 import { createDriver } from "./orchestrator";
 import { agentProxyRoutes } from "./routes/agent-proxy";
+import { docsRoutes } from "./routes/docs";
 import { chatRoutes } from "./routes/chat";
 import { catalogRouter } from "./routes/catalog";
 import { orchestratorRoutes } from "./routes/orchestrator";
@@ -246,7 +246,7 @@ export function createApp(deps: AppDeps) {
     },
     servers: [{ url: config.publicUrl }],
   });
-  app.get("/api/docs", Scalar({ url: "/api/openapi.json", pageTitle: "Warren API" }));
+  app.route("/", docsRoutes({ title: "Warren API", specUrl: "/api/openapi.json" }));
 
   return routes;
 }

@@ -177,7 +177,10 @@ describe("OpenAPI", () => {
     expect(res.headers.get("content-type")).toContain("text/html");
     const html = await res.text();
     expect(html).toContain("<title>Warren API</title>");
-    expect(html).toContain("/api/openapi.json");
+    // Swagger UI from Warren's own assets (a real browser renders it: tests/e2e/docs.test.ts).
+    expect(html).toContain("/api/docs/assets/swagger-ui-bundle.js");
+    const init = await app().request("/api/docs/assets/init.js");
+    expect(await init.text()).toContain('"/api/openapi.json"');
   });
 });
 
