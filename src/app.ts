@@ -33,6 +33,7 @@ import { createChangeNotifier, type ChangeNotifier } from "./services/events/not
 import { createDriver } from "./orchestrator";
 import { agentProxyRoutes } from "./routes/agent-proxy";
 import { docsRoutes } from "./routes/docs";
+import { sandboxAddonRoutes } from "./routes/sandbox-addons";
 import { chatRoutes } from "./routes/chat";
 import { catalogRouter } from "./routes/catalog";
 import { orchestratorRoutes } from "./routes/orchestrator";
@@ -143,8 +144,9 @@ export function createApp(deps: AppDeps) {
     config.requestTimeoutMs,
     () => new HTTPException(503, { message: "The request took too long; try again shortly" }),
   );
-  // Long-lived by design: event streams, /wait long-polls, and the agent proxy (its SSE stream).
-  const LONG_LIVED = /\/(events|wait)$|\/sandboxes\/[^/]+\/agent(\/|$)/;
+  // Long-lived by design: event streams, /wait long-polls, the agent proxy (its SSE stream) and
+  // the add-on proxy (WebSockets, long downloads).
+  const LONG_LIVED = /\/(events|wait)$|\/sandboxes\/[^/]+\/(agent|addons\/[^/]+)(\/|$)/;
   app.use("/api/*", (c, next) => (LONG_LIVED.test(c.req.path) ? next() : deadline(c, next)));
   app.use(async (c, next) => {
     c.set("auth", auth);
@@ -211,6 +213,7 @@ export function createApp(deps: AppDeps) {
     .route("/api/v1", catalogRouter())
     .route("/api/v1", sandboxRoutes(sandboxes))
     .route("/api/v1", agentProxyRoutes(sandboxes))
+    .route("/api/v1", sandboxAddonRoutes(sandboxes, config.trustedOrigins))
     .route("/api/v1", chatRoutes(sandboxes))
     .route("/api/v1", orchestratorRoutes(sandboxes.driver))
     .route("/api/v1", knowledgeRoutes())

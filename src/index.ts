@@ -12,6 +12,7 @@ import { scheduleCatalogRefresh } from "./services/providers/catalog-refresh";
 import { startSandboxBackground } from "./jobs/background";
 import { createDriver } from "./orchestrator";
 import { buildSandboxRuntime } from "./services/sandboxes/setup";
+import { proxyWebSocket } from "./routes/upstream-proxy";
 
 /**
  * main: read config, open the database, migrate, serve, and shut down cleanly on SIGINT/SIGTERM
@@ -82,6 +83,8 @@ async function main() {
     hostname: config.host,
     port: config.port,
     fetch: app.fetch,
+    // WebSockets bridged by the add-on proxy (src/routes/upstream-proxy.ts).
+    websocket: proxyWebSocket,
     idleTimeout: 60,
   });
   logger.info(

@@ -1,7 +1,8 @@
 import Docker from "dockerode";
 import type { AppliedLimits } from "../../db/schema";
 import type { Logger } from "../lib/logger";
-import { DriverUnavailableError, type Availability, type OrchestratorDriver, type WorkloadFile, type WorkloadInfo, type WorkloadSpec, type WriteOptions } from "./driver";
+import { addonUrls, planServices, requireArgs, superviseArgs, waitForServices } from "./addons";
+import { DriverUnavailableError, type AddonAvailability, type AddonSpec, type Availability, type OrchestratorDriver, type WorkloadFile, type WorkloadInfo, type WorkloadSpec, type WriteOptions } from "./driver";
 import { assertSandboxId, PRUNE_SCRIPT, pruneManifest, sandboxEnv, SANDBOX_HOME, SANDBOX_WORKSPACE, validateFiles, waitForAgent } from "./opencode";
 import { freeLoopbackPort } from "./processes";
 import { parentDirs, tarArchive, type TarEntry } from "./tar";
@@ -22,6 +23,8 @@ const LABEL_MANAGED = "warren.managed";
 const LABEL_SANDBOX = "warren.sandbox-id";
 const LABEL_USER = "warren.user-id";
 const LABEL_PORT = "warren.agent-port";
+/** JSON {addonId: port} of the add-on services the container runs. */
+const LABEL_ADDON_PORTS = "warren.addon-ports";
 /** The image's unprivileged user (scripts/build-sandbox-image.sh). */
 const SANDBOX_UID = 1000;
 const LOG_MAX = { "max-size": "5m", "max-file": "1" };
@@ -64,6 +67,15 @@ export class DockerDriver implements OrchestratorDriver {
     }
   }
 
+  /**
+   * The image, not the host, must hold what add-ons need, and images are only inspected by
+   * running them: the container checks every requirement before the agent starts and ends at
+   * once, naming the missing package, when one fails (REQUIRE_SCRIPT). Nothing to check here.
+   */
+  async addonAvailability(addons: AddonSpec[]): Promise<AddonAvailability[]> {
+    return addons.map((a) => ({ id: a.id, available: true }));
+  }
+
   async start(spec: WorkloadSpec): Promise<WorkloadInfo> {
     assertSandboxId(spec.sandboxId);
     const replacing = spec.replaceDirectories?.length ? pruneManifest(spec.files, spec.replaceDirectories) : null;
@@ -83,19 +95,24 @@ export class DockerDriver implements OrchestratorDriver {
     await ignoring([404], () => this.docker.getContainer(DockerDriver.containerName(id)).remove({ force: true }));
 
     const port = await freeLoopbackPort();
+    // Host networking: add-on services get free loopback ports of their own, like the agent.
+    const services = await planServices(spec.addons, freeLoopbackPort);
+    const agent = ["/usr/local/bin/opencode", "serve", "--port", String(port), "--hostname", "127.0.0.1"];
     const env = sandboxEnv(spec);
     const container = await this.docker.createContainer({
       name: DockerDriver.containerName(id),
       Image: spec.image,
-      Labels: { ...labels, [LABEL_PORT]: String(port) },
+      Labels: { ...labels, [LABEL_PORT]: String(port), [LABEL_ADDON_PORTS]: JSON.stringify(Object.fromEntries(services.map((s) => [s.id, s.port]))) },
       Env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
       User: `${SANDBOX_UID}:${SANDBOX_UID}`,
       WorkingDir: SANDBOX_WORKSPACE,
       // With replaced directories, the agent starts only after what they should no longer hold
       // (a custom agent deleted while the sandbox was stopped) is gone from the volume.
+      // Then the add-ons' requirements are checked and their services started before the agent.
       Cmd: [
         ...(replacing ? ["/bin/sh", "-c", PRUNE_SCRIPT, "sh", SANDBOX_HOME, ...replacing.directories, "--"] : []),
-        "/usr/local/bin/opencode", "serve", "--port", String(port), "--hostname", "127.0.0.1",
+        ...(requireArgs(spec.addons).length ? ["/bin/sh", ...requireArgs(spec.addons)] : []),
+        ...(services.length ? ["/bin/bash", ...superviseArgs(services, agent)] : agent),
       ],
       HostConfig: {
         NetworkMode: "host",
@@ -124,16 +141,21 @@ export class DockerDriver implements OrchestratorDriver {
     }, 500);
     const agentUrl = `http://127.0.0.1:${port}`;
     let up: boolean;
+    let failed: string | null = null;
     try {
       up = await waitForAgent(agentUrl, spec.agentPassword, this.options.agentStartTimeoutMs, () => running);
+      if (up) {
+        const late = await waitForServices(services, this.options.agentStartTimeoutMs, () => running);
+        if (late) failed = `the add-on "${late.id}" ${running ? `did not answer on GET ${late.readinessPath} within ${this.options.agentStartTimeoutMs} ms` : "exited with the container"}`;
+      }
     } finally {
       clearInterval(poll);
     }
-    if (!up) {
-      const why = running ? `did not answer within ${this.options.agentStartTimeoutMs} ms` : "exited during start-up";
+    if (!up || failed) {
+      const why = failed ?? `the agent ${running ? `did not answer within ${this.options.agentStartTimeoutMs} ms` : "exited during start-up"}`;
       const tail = (await this.logs(id, { tail: 20 })).join("\n");
       await this.stop(id, { timeoutMs: 1_000 });
-      throw new Error(`sandbox ${id}: the agent ${why}; last output:\n${tail || "(none)"}`);
+      throw new Error(`sandbox ${id}: ${why}; last output:\n${tail || "(none)"}`);
     }
     this.options.logger.info({ sandboxId: id, container: container.id.slice(0, 12), port }, "docker sandbox started");
     return this.inspect(id);
@@ -177,6 +199,7 @@ export class DockerDriver implements OrchestratorDriver {
       state: running ? "running" : "stopped",
       workloadId: c.Id,
       agentUrl: running && port ? `http://127.0.0.1:${port}` : null,
+      addonUrls: running ? addonUrls(parsePorts(c.Config.Labels?.[LABEL_ADDON_PORTS])) : {},
       image: c.Config.Image,
       appliedLimits: limitsOf(c.HostConfig),
       startedAt: running ? new Date(c.State.StartedAt) : null,
@@ -261,4 +284,13 @@ function demux(buf: Buffer): string {
     i += 8 + size;
   }
   return out;
+}
+
+function parsePorts(label: string | undefined): Record<string, number> {
+  try {
+    const parsed = JSON.parse(label ?? "{}") as Record<string, unknown>;
+    return Object.fromEntries(Object.entries(parsed).filter((e): e is [string, number] => Number.isInteger(e[1])));
+  } catch {
+    return {};
+  }
 }

@@ -1,4 +1,4 @@
-import type { AppliedLimits } from "../../db/schema";
+import type { AddonRequirement, AddonService, AppliedLimits } from "../../db/schema";
 
 /**
  * The orchestrator driver interface (ARCHITECTURE.md: src/orchestrator). One driver per
@@ -28,7 +28,8 @@ export type WorkloadSpec = {
   image: string;
   /** The tier's limits: the numbers users see are the numbers the driver applies. */
   limits: { cpuCores: number; memoryMb: number; pidsLimit: number; storageGb: number };
-  addons: Array<{ id: string; port: number | null }>;
+  /** The sandbox's add-ons from the catalogue: services to run next to the agent, tools to mount. */
+  addons: AddonSpec[];
   /** The user's environment variables for the workload (names already validated). */
   env: Record<string, string>;
   /** OPENCODE_SERVER_PASSWORD for this sandbox's agent server. */
@@ -39,6 +40,18 @@ export type WorkloadSpec = {
   replaceDirectories?: string[];
   repositoryUrl: string | null;
 };
+
+export type AddonSpec = {
+  id: string;
+  /** The catalogue's nominal port (informative: drivers allocate a free one per sandbox). */
+  port: number | null;
+  service: AddonService | null;
+  tools: string[];
+  requires: AddonRequirement[];
+  installHint: string | null;
+};
+
+export type AddonAvailability = { id: string; available: true } | { id: string; available: false; reason: string; install: string };
 
 export type WriteOptions = {
   /**
@@ -62,6 +75,8 @@ export type WorkloadInfo = {
   startedAt: Date | null;
   /** Exit code when the workload stopped on its own. */
   exitCode: number | null;
+  /** Where Warren's proxy reaches each add-on service of a running workload (never exposed to users). */
+  addonUrls?: Record<string, string>;
 };
 
 export type Availability = { available: true } | { available: false; reason: string; install: string };
@@ -70,6 +85,12 @@ export interface OrchestratorDriver {
   readonly name: DriverName;
   /** Whether the driver can run workloads here; never throws. */
   availability(): Promise<Availability>;
+  /**
+   * Whether each add-on's requirements hold where this driver runs workloads; never throws. A
+   * sandbox whose add-on is unavailable is never started without it (start throws
+   * AddonUnavailableError).
+   */
+  addonAvailability(addons: AddonSpec[]): Promise<AddonAvailability[]>;
   /**
    * Creates (if needed) and starts the workload, writes spec.files, and resolves once the agent
    * server answers on agentUrl. Starting a running workload returns its info unchanged.
@@ -98,5 +119,12 @@ export class DriverUnavailableError extends Error {
     readonly install: string,
   ) {
     super(`${driver} driver unavailable: ${reason}`);
+  }
+}
+
+export class AddonUnavailableError extends Error {
+  override name = "AddonUnavailableError";
+  constructor(readonly problems: Array<{ id: string; reason: string; install: string }>) {
+    super(`add-on unavailable: ${problems.map((p) => `${p.id} (${p.reason}; install: ${p.install})`).join("; ")}`);
   }
 }

@@ -5,7 +5,8 @@ import { resolve } from "node:path";
 import type { AppliedLimits } from "../../db/schema";
 import type { Logger } from "../lib/logger";
 import { cgroupPids, removeCgroup, setupCgroup } from "./cgroups";
-import { DriverUnavailableError, type Availability, type OrchestratorDriver, type WorkloadFile, type WorkloadInfo, type WorkloadSpec, type WriteOptions } from "./driver";
+import { addonUrls, hostAddonAvailability, planServices, superviseArgs, toolPaths, waitForServices, type PlannedService } from "./addons";
+import { AddonUnavailableError, DriverUnavailableError, type AddonAvailability, type AddonSpec, type Availability, type OrchestratorDriver, type WorkloadFile, type WorkloadInfo, type WorkloadSpec, type WriteOptions } from "./driver";
 import { LocalStore, type LocalState } from "./local-store";
 import { assertSandboxId, resolveOpencodeBinary, validateFiles, sandboxEnv, SANDBOX_HOME, SANDBOX_WORKSPACE, waitForAgent } from "./opencode";
 import { descendantPidNamespace, freeLoopbackPort, isOurProcess, pidNamespace, pidsOfUid, processStartTime, signal, waitUntil } from "./processes";
@@ -70,14 +71,53 @@ export class LocalDriver implements OrchestratorDriver {
     return { available: true };
   }
 
-  async start(spec: WorkloadSpec): Promise<WorkloadInfo> {
+  async addonAvailability(addons: AddonSpec[]): Promise<AddonAvailability[]> {
+    return hostAddonAvailability(addons);
+  }
+
+  // start, stop and remove of one sandbox run one at a time in this process: a removal (say, the
+  // cleanup after an account deletion) that lands in the middle of a start would otherwise delete
+  // the directory under it and leave its freshly spawned processes with no state to find them by.
+  private readonly queues = new Map<string, Promise<void>>();
+  private exclusive<T>(sandboxId: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.queues.get(sandboxId) ?? Promise.resolve();
+    const run = previous.then(fn);
+    const tail = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.queues.set(sandboxId, tail);
+    void tail.then(() => {
+      if (this.queues.get(sandboxId) === tail) this.queues.delete(sandboxId);
+    });
+    return run;
+  }
+
+  start(spec: WorkloadSpec): Promise<WorkloadInfo> {
     assertSandboxId(spec.sandboxId);
+    return this.exclusive(spec.sandboxId, () => this.startNow(spec));
+  }
+
+  stop(sandboxId: string, options: { timeoutMs?: number } = {}): Promise<void> {
+    assertSandboxId(sandboxId);
+    return this.exclusive(sandboxId, () => this.stopNow(sandboxId, options));
+  }
+
+  remove(sandboxId: string): Promise<void> {
+    assertSandboxId(sandboxId);
+    return this.exclusive(sandboxId, () => this.removeNow(sandboxId));
+  }
+
+  private async startNow(spec: WorkloadSpec): Promise<WorkloadInfo> {
     validateFiles(spec.files);
     const availability = await this.availability();
     if (!availability.available) throw new DriverUnavailableError("local", availability.reason, availability.install);
+    // Never a sandbox silently started without one of its add-ons.
+    const missing = hostAddonAvailability(spec.addons).filter((a) => !a.available);
+    if (missing.length) throw new AddonUnavailableError(missing.map((a) => ({ id: a.id, reason: a.reason, install: a.install })));
     const current = await this.inspect(spec.sandboxId);
     if (current.state === "running") return current;
-    await this.stop(spec.sandboxId, { timeoutMs: 2_000 }); // sweeps leftovers of a crashed run
+    await this.stopNow(spec.sandboxId, { timeoutMs: 2_000 }); // sweeps leftovers of a crashed run
 
     const id = spec.sandboxId;
     const previous = this.store.read(id);
@@ -87,14 +127,17 @@ export class LocalDriver implements OrchestratorDriver {
       mkdirSync(dir, { recursive: true, mode: 0o700 });
       chownSync(dir, uid, uid);
     }
-    const state: LocalState = { sandboxId: id, userId: spec.userId, uid, pid: null, pidStartTime: null, pidNs: null, port: null, startedAt: null, image: `local:${spec.flavorId}`, appliedLimits: null, exitCode: null };
+    const state: LocalState = { sandboxId: id, userId: spec.userId, uid, pid: null, pidStartTime: null, pidNs: null, port: null, addonPorts: null, startedAt: null, image: `local:${spec.flavorId}`, appliedLimits: null, exitCode: null };
     this.store.write(state);
     this.store.writeFiles(id, uid, spec.files, { replaceDirectories: spec.replaceDirectories ?? [] });
 
     const cgroup = setupCgroup(id, spec.limits);
     state.appliedLimits = this.appliedLimits(spec, cgroup.applied, cgroup.problems);
     state.port = await freeLoopbackPort();
-    const argv = this.launchArgv(spec, uid, state.port, cgroup.procsFiles, spec.limits.pidsLimit);
+    // Each add-on service gets a loopback port of its own, like the agent's.
+    const services = await planServices(spec.addons, freeLoopbackPort);
+    state.addonPorts = Object.fromEntries(services.map((s) => [s.id, s.port]));
+    const argv = this.launchArgv(spec, uid, state.port, cgroup.procsFiles, spec.limits.pidsLimit, services);
 
     // The previous run's output stays readable as workload.log.1; one generation is enough.
     if (existsSync(this.store.logFile(id))) renameSync(this.store.logFile(id), `${this.store.logFile(id)}.1`);
@@ -119,23 +162,35 @@ export class LocalDriver implements OrchestratorDriver {
     }
 
     const agentUrl = `http://127.0.0.1:${state.port}`;
-    const up = await waitForAgent(agentUrl, spec.agentPassword, this.options.agentStartTimeoutMs, () => !exited);
+    let up = await waitForAgent(agentUrl, spec.agentPassword, this.options.agentStartTimeoutMs, () => !exited);
+    let failed: string | null = null;
+    if (up) {
+      const late = await waitForServices(services, this.options.agentStartTimeoutMs, () => !exited);
+      if (late) {
+        up = false;
+        failed = `the add-on "${late.id}" ${exited ? "exited with the sandbox" : `did not answer on GET ${late.readinessPath} within ${this.options.agentStartTimeoutMs} ms`}`;
+      }
+    }
     const latest = this.store.read(id) ?? state;
     if (latest.pid === state.pid) this.store.write({ ...latest, pidNs: descendantPidNamespace(state.pid!) });
     if (!up) {
-      const why = exited ? "exited during start-up" : `did not answer within ${this.options.agentStartTimeoutMs} ms`;
+      const why = failed ?? `the agent ${exited ? "exited during start-up" : `did not answer within ${this.options.agentStartTimeoutMs} ms`}`;
       const tail = this.store.readLog(id, { tail: 20 }).join("\n");
-      await this.stop(id, { timeoutMs: 1_000 });
-      throw new Error(`sandbox ${id}: the agent ${why}; last output:\n${tail || "(none)"}`);
+      await this.stopNow(id, { timeoutMs: 1_000 });
+      throw new Error(`sandbox ${id}: ${why}; last output:\n${tail || "(none)"}`);
     }
-    this.options.logger.info({ sandboxId: id, pid: state.pid, port: state.port, uid }, "local sandbox started");
+    this.options.logger.info({ sandboxId: id, pid: state.pid, port: state.port, addonPorts: state.addonPorts, uid }, "local sandbox started");
     return this.info(id, this.store.read(id) ?? state);
   }
 
-  private launchArgv(spec: WorkloadSpec, uid: number, port: number, procsFiles: string[], nproc: number): string[] {
+  private launchArgv(spec: WorkloadSpec, uid: number, port: number, procsFiles: string[], nproc: number, services: PlannedService[]): string[] {
     const bin = resolveOpencodeBinary(this.options.opencodeBin);
     if ("problem" in bin) throw new DriverUnavailableError("local", bin.problem, "bun install");
     const nofile = this.options.openFilesLimit;
+    const agent = ["/run/warren/opencode", "serve", "--port", String(port), "--hostname", "127.0.0.1"];
+    // Add-on tools: host paths bound read-only where they are (absent ones are skipped). Never
+    // Warren's own directories, nor a parent that would uncover them.
+    const tools = toolPaths(spec.addons, [this.dataDir, resolve(process.cwd()), "/run/warren", SANDBOX_HOME, SANDBOX_WORKSPACE, "/proc", "/dev"]);
     return [
       "-c", LAUNCH_SCRIPT, "warren-launch", ...procsFiles, "--",
       "prlimit", `--nofile=${nofile}:${nofile}`, `--nproc=${nproc}:${nproc}`, "--core=0", "--",
@@ -147,6 +202,7 @@ export class LocalDriver implements OrchestratorDriver {
       "--ro-bind", "/", "/",
       // World-writable and sticky where the system expects a shared scratch directory.
       ...this.masks().flatMap((path) => (SCRATCH.includes(path) ? ["--perms", "1777", "--tmpfs", path] : ["--tmpfs", path])),
+      ...tools.flatMap((path) => ["--ro-bind-try", path, path]),
       "--dev", "/dev",
       "--proc", "/proc",
       "--bind", this.store.home(spec.sandboxId), SANDBOX_HOME,
@@ -159,7 +215,8 @@ export class LocalDriver implements OrchestratorDriver {
       "--",
       "setpriv", `--reuid=${uid}`, `--regid=${uid}`, "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--",
       "bash", "-c", PUMP_SCRIPT, "warren-pump",
-      "/run/warren/opencode", "serve", "--port", String(port), "--hostname", "127.0.0.1",
+      // Add-on services run next to the agent, in the same namespaces, limits, uid and HOME.
+      ...(services.length ? ["bash", ...superviseArgs(services, agent)] : agent),
     ];
   }
 
@@ -195,8 +252,7 @@ export class LocalDriver implements OrchestratorDriver {
     };
   }
 
-  async stop(sandboxId: string, options: { timeoutMs?: number } = {}): Promise<void> {
-    assertSandboxId(sandboxId);
+  private async stopNow(sandboxId: string, options: { timeoutMs?: number } = {}): Promise<void> {
     const state = this.store.read(sandboxId);
     if (!state) return;
     const timeoutMs = options.timeoutMs ?? 10_000;
@@ -216,13 +272,12 @@ export class LocalDriver implements OrchestratorDriver {
     }
     await removeCgroup(sandboxId);
     const latest = this.store.read(sandboxId) ?? state;
-    if (latest.pid !== null) this.store.write({ ...latest, pid: null, pidStartTime: null, pidNs: null });
+    if (latest.pid !== null) this.store.write({ ...latest, pid: null, pidStartTime: null, pidNs: null, addonPorts: null });
   }
 
-  async remove(sandboxId: string): Promise<void> {
-    assertSandboxId(sandboxId);
+  private async removeNow(sandboxId: string): Promise<void> {
     const state = this.store.read(sandboxId);
-    await this.stop(sandboxId, { timeoutMs: 5_000 });
+    await this.stopNow(sandboxId, { timeoutMs: 5_000 });
     this.store.removeDir(sandboxId);
     if (state) this.store.releaseUid(state.uid);
   }
@@ -242,6 +297,7 @@ export class LocalDriver implements OrchestratorDriver {
       state: running ? "running" : "stopped",
       workloadId: running ? String(state.pid) : null,
       agentUrl: running && state.port ? `http://127.0.0.1:${state.port}` : null,
+      addonUrls: running ? addonUrls(state.addonPorts) : {},
       image: state.image,
       appliedLimits: state.appliedLimits,
       startedAt: running && state.startedAt ? new Date(state.startedAt) : null,

@@ -10,7 +10,7 @@ import { PRUNE_SCRIPT, pruneManifest, validateFiles } from "./opencode";
  *
  *   DATA_DIR/sandboxes/<id>/home        → /home/sandbox inside
  *   DATA_DIR/sandboxes/<id>/workspace   → /home/workspace inside
- *   DATA_DIR/sandboxes/<id>/state.json  pid, its /proc start time, port, uid, applied limits
+ *   DATA_DIR/sandboxes/<id>/state.json  pid, its /proc start time, ports (agent, add-ons), uid, limits
  *   DATA_DIR/sandboxes/<id>/workload.log  "<epoch seconds.micros> <line>" per output line
  *   DATA_DIR/sandboxes/.uids/<uid>      claims: one host uid per sandbox
  */
@@ -29,6 +29,8 @@ export type LocalState = {
   /** The sandbox's pid namespace: the uid sweep on stop touches only processes inside it. */
   pidNs: string | null;
   port: number | null;
+  /** Loopback ports of the add-on services of this run, by add-on id (absent in older state files). */
+  addonPorts?: Record<string, number> | null;
   startedAt: string | null;
   image: string | null;
   appliedLimits: AppliedLimits | null;

@@ -7,11 +7,7 @@ import { findOwned } from "../services/sandboxes/queries";
 import type { SandboxRuntime } from "../services/sandboxes/runtime";
 import { agentPassword } from "../services/sandboxes/worker";
 import { IdParam } from "./sandbox-schemas";
-
-// Hop-by-hop headers (RFC 9110 §7.6.1) and the caller's own credentials never travel upstream:
-// the agent gets Warren's basic-auth header instead, and never sees the user's session.
-const DROP_REQUEST = ["host", "connection", "keep-alive", "transfer-encoding", "upgrade", "te", "trailer", "proxy-authorization", "authorization", "cookie", "content-length", "origin"];
-const DROP_RESPONSE = ["connection", "keep-alive", "transfer-encoding", "upgrade", "trailer", "www-authenticate", "set-cookie", "content-length", "content-encoding"];
+import { forwardHttp, upstreamUrl } from "./upstream-proxy";
 
 /**
  * /api/v1/sandboxes/:id/agent/* — an authenticated reverse proxy to the sandbox's OpenCode
@@ -52,29 +48,10 @@ export function agentProxyRoutes(rt: SandboxRuntime) {
     if (info.state !== "running" || !info.agentUrl || !password) {
       throw new AppError("INVALID_STATE", "The sandbox's agent is not running", { status: row.status });
     }
-    const url = new URL(c.req.url);
     const prefix = `/api/v1/sandboxes/${row.id}/agent`;
-    const target = new URL(url.pathname.slice(prefix.length) || "/", info.agentUrl);
-    target.search = url.search;
-
-    const headers = new Headers(c.req.raw.headers);
-    for (const h of DROP_REQUEST) headers.delete(h);
-    headers.set("authorization", agentAuthHeader(password));
-    const method = c.req.method;
-    const upstream = await fetch(target, {
-      method,
-      headers,
-      body: method === "GET" || method === "HEAD" ? undefined : c.req.raw.body,
-      redirect: "manual",
-      // Abort the upstream call when the client goes away (long SSE streams included).
-      signal: c.req.raw.signal,
-      // @ts-expect-error Bun streams request bodies with duplex "half" like Node's undici
-      duplex: "half",
-    });
+    const upstream = await forwardHttp(c, upstreamUrl(c, prefix, info.agentUrl), { authorization: agentAuthHeader(password) });
     // Not awaited (the response streams on); a failed touch only delays the idle clock's reset.
     touchSandbox(scope, row.id).catch((err) => scope.logger.warn({ err: { message: (err as Error).message } }, "touching the sandbox failed"));
-    const out = new Headers(upstream.headers);
-    for (const h of DROP_RESPONSE) out.delete(h);
-    return new Response(upstream.body, { status: upstream.status, statusText: upstream.statusText, headers: out });
+    return upstream;
   });
 }

@@ -75,6 +75,16 @@ export const Sandbox = z
     resourceTierId: z.string(),
     flavorId: z.string(),
     addonIds: z.array(z.string()),
+    addons: z
+      .array(
+        z.object({
+          id: z.string(),
+          kind: z.enum(["service", "tools"]).openapi({ description: "service: runs a server reached through endpoint; tools: command-line tools only" }),
+          endpoint: z.string().nullable().openapi({ description: "Warren's authenticated proxy to the add-on's service (null for tools)", example: "/api/v1/sandboxes/sbx_01jd3k7x9q8m2v5n4b6c1t0rzy/addons/code-server/" }),
+          status: z.enum(["running", "stopped"]),
+        }),
+      )
+      .openapi({ description: "The sandbox's add-ons and where to reach their services" }),
     envNames: z.array(z.string()).openapi({ description: "Names only: values may be secrets and are never echoed" }),
     idleTimeoutMinutes: z.number().int(),
     autoStart: z.boolean(),

@@ -105,3 +105,44 @@ test("a removal that fails is retried by the job until it succeeds", async () =>
   expect(row).toMatchObject({ attempts: 3, last_error: null });
   expect(row!.completed_at).not.toBeNull();
 });
+
+test("a workload still being started when the account is deleted is removed once the start returns", async () => {
+  // Hold the real driver's start until the account is gone: the deletion commits (and its cleanup
+  // finds no workload yet) while the worker is inside driver.start.
+  const driver = app().driver;
+  const realStart = driver.start.bind(driver);
+  let entered!: () => void;
+  const inStart = new Promise<void>((resolve) => (entered = resolve));
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  let started = false;
+  driver.start = async (spec) => {
+    entered();
+    await gate;
+    const info = await realStart(spec);
+    started = true;
+    return info;
+  };
+  try {
+    const u = await signUp(app());
+    const res = await app().request("/api/v1/sandboxes", { method: "POST", token: u.token, json: { name: "Mid-start" } });
+    const id = (await json(res)).id as string;
+    expect((await app().request(`/api/v1/sandboxes/${id}/start`, { method: "POST", token: u.token })).status).toBe(202);
+    await inStart;
+
+    const del = await app().request("/api/v1/me/account", { method: "DELETE", token: u.token, json: { confirm: "DELETE MY ACCOUNT" } });
+    expect(del.status).toBe(200);
+    release();
+
+    // The deletion's own workload cleanup found nothing yet (or waits for the start: the driver
+    // runs one operation per sandbox at a time). The start completes, finds its sandbox gone, and
+    // removes what it just started.
+    await until("the started workload to be removed", async () => {
+      const managed = (await driver.listManaged()).map((w) => w.sandboxId);
+      return started && (await driver.inspect(id)).state === "missing" && !managed.includes(id) ? true : undefined;
+    });
+  } finally {
+    release();
+    driver.start = realStart;
+  }
+});

@@ -163,3 +163,36 @@ describe.skipIf(skipReason !== null)("docker driver", () => {
     );
   });
 });
+
+// Add-ons in a container: the image holds what they need, and the container's command checks the
+// requirements and starts the services before the agent. The bare image has no code-server or
+// websockify, so a second `opencode serve` stands in for an add-on service here (any HTTP server
+// on {port} would do); its lack of a password also shows the agent's is not handed to services.
+describe.skipIf(skipReason !== null)("docker driver: add-ons", () => {
+  const service = { command: "exec /usr/local/bin/opencode serve --port {port} --hostname 127.0.0.1", protocol: "http" as const, readinessPath: "/global/health" };
+
+  test("a service starts in the container on a port of its own, recorded on the container, and stops with it", async () => {
+    const id = "sbx_docker_addon";
+    const s = { ...spec(id), addons: [{ id: "standin", port: 8080, service, tools: [], requires: [{ command: "opencode", package: "opencode-ai" }], installHint: null }] };
+    const info = await driver.start(s);
+    const url = info.addonUrls?.standin;
+    expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(url).not.toBe(info.agentUrl);
+    expect((await fetch(`${url}/global/health`)).status).toBe(200);
+    expect((await containerOf(id)).Config.Labels["warren.addon-ports"]).toBe(JSON.stringify({ standin: Number(new URL(url!).port) }));
+    // A second driver (Warren restarted) finds the service again.
+    expect((await newDriver().inspect(id)).addonUrls).toEqual({ standin: url! });
+    await driver.stop(id, { timeoutMs: 10_000 });
+    expect((await driver.inspect(id)).addonUrls).toEqual({});
+    await expect(fetch(`${url}/global/health`)).rejects.toThrow();
+    await driver.remove(id);
+  });
+
+  test("a requirement the image lacks ends the start with an error naming the package", async () => {
+    const id = "sbx_docker_addon_missing";
+    const s = { ...spec(id), addons: [{ id: "needs", port: null, service: null, tools: [], requires: [{ command: "warren-no-such-tool", package: "warren-standin-package" }], installHint: null }] };
+    await expect(driver.start(s)).rejects.toThrow(/warren-no-such-tool \(package: warren-standin-package\)/);
+    expect((await driver.inspect(id)).state).not.toBe("running");
+    await driver.remove(id);
+  });
+});

@@ -215,6 +215,25 @@ describe("local driver", () => {
   });
 });
 
+describe("local driver concurrency", () => {
+  test("a remove issued in the middle of a start waits for it, then leaves nothing", async () => {
+    const id = `sbx_local_race_${run}`;
+    // Not awaited: the removal is issued while the start is creating the sandbox.
+    const starting = driver.start(spec(id));
+    await Bun.sleep(50);
+    const removing = driver.remove(id);
+    const info = await starting;
+    expect(info.state).toBe("running");
+    await removing;
+    expect((await driver.inspect(id)).state).toBe("missing");
+    expect(existsSync(join(dataDir, "sandboxes", id))).toBe(false);
+    // Nothing of the sandbox runs: no agent answers on its port, no process is in its cgroup.
+    await expect(fetch(`${info.agentUrl}/global/health`)).rejects.toThrow();
+    expect(cgroupPids(id)).toEqual([]);
+    expect((await driver.listManaged()).map((w) => w.sandboxId)).not.toContain(id);
+  });
+});
+
 describe("local driver failures", () => {
   test("an agent that never answers fails start with its last output and leaves nothing", async () => {
     const slow = newDriver({ SANDBOX_AGENT_START_TIMEOUT_MS: "1000" });

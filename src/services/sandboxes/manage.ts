@@ -28,7 +28,7 @@ export async function listSandboxes(
     )
     .orderBy(...newestFirst(sandboxes))
     .limit(q.limit + 1);
-  return toPage(rows, q.limit, (r) => sandboxView(r, r.addonIds));
+  return toPage(rows, q.limit, (r) => sandboxView(r, r.addons));
 }
 
 export async function getSandbox(ctx: ServiceContext, id: string) {

@@ -1,5 +1,5 @@
-import { and, eq, getTableColumns, inArray, sql } from "drizzle-orm";
-import { sandboxAddons, sandboxes } from "../../../db/schema";
+import { and, eq, getTableColumns, inArray, isNotNull, sql } from "drizzle-orm";
+import { containerAddons, sandboxAddons, sandboxes } from "../../../db/schema";
 import type { ServiceContext } from "../../context";
 import type { Db, Executor } from "../../database/client";
 import { notFound } from "../../errors";
@@ -15,20 +15,30 @@ export async function findOwned(db: Executor, ctx: Pick<ServiceContext, "userId"
   return row;
 }
 
-export async function addonIdsOf(db: Executor, ids: string[]): Promise<Map<string, string[]>> {
-  const map = new Map<string, string[]>(ids.map((id) => [id, []]));
+/** A sandbox's add-ons as [id, has a service] pairs, sorted by id (the shape sandboxView takes). */
+export type AddonPair = [id: string, service: boolean];
+
+export async function addonPairsOf(db: Executor, ids: string[]): Promise<Map<string, AddonPair[]>> {
+  const map = new Map<string, AddonPair[]>(ids.map((id) => [id, []]));
   if (ids.length === 0) return map;
   const rows = await db
-    .select({ sandboxId: sandboxAddons.sandboxId, addonId: sandboxAddons.addonId })
+    .select({ sandboxId: sandboxAddons.sandboxId, addonId: sandboxAddons.addonId, service: isNotNull(containerAddons.service) })
     .from(sandboxAddons)
-    .where(inArray(sandboxAddons.sandboxId, ids));
-  for (const r of rows) map.get(r.sandboxId)?.push(r.addonId);
-  for (const list of map.values()) list.sort();
+    .innerJoin(containerAddons, eq(containerAddons.id, sandboxAddons.addonId))
+    .where(inArray(sandboxAddons.sandboxId, ids))
+    .orderBy(sandboxAddons.addonId);
+  for (const r of rows) map.get(r.sandboxId)?.push([r.addonId, Boolean(r.service)]);
   return map;
 }
 
+/** The ids only (the update path compares the current set with the requested one). */
+export async function addonIdsOf(db: Executor, ids: string[]): Promise<Map<string, string[]>> {
+  const pairs = await addonPairsOf(db, ids);
+  return new Map([...pairs].map(([id, list]) => [id, list.map(([addonId]) => addonId)]));
+}
+
 export async function viewsOf(db: Executor, rows: SandboxRow[]) {
-  const addons = await addonIdsOf(
+  const addons = await addonPairsOf(
     db,
     rows.map((r) => r.id),
   );
@@ -40,13 +50,15 @@ export async function viewOf(db: Executor, row: SandboxRow) {
 }
 
 /**
- * A sandbox row with its add-on ids, in one statement (hot paths: the list and get routes). The
- * ids are sorted, as addonIdsOf sorts them.
+ * A sandbox row with its add-ons, in one statement (hot paths: the list and get routes): one
+ * subquery per row, [id, has a service] pairs sorted by id, as addonPairsOf returns them. The
+ * sandbox is named with its table ("sandboxes"."id"): drizzle leaves columns unqualified in a
+ * one-table select, and a bare "id" here would be container_addons.id.
  */
 export const sandboxWithAddons = {
   ...getTableColumns(sandboxes),
-  addonIds: sql<string[]>`coalesce((select array_agg(${sandboxAddons.addonId} order by ${sandboxAddons.addonId}) from ${sandboxAddons} where ${sandboxAddons.sandboxId} = ${sandboxes.id}), '{}')`.as(
-    "addon_ids",
+  addons: sql<AddonPair[]>`coalesce((select json_agg(json_build_array(sa.addon_id, ca.service is not null) order by sa.addon_id) from sandbox_addons sa join container_addons ca on ca.id = sa.addon_id where sa.sandbox_id = "sandboxes"."id"), '[]')`.as(
+    "addons",
   ),
 };
 
@@ -65,5 +77,5 @@ export async function ownedView(db: Db, ctx: Pick<ServiceContext, "userId">, id:
   if (!get) preparedGets.set(db, (get = prepareGet(db)));
   const [row] = await get.execute({ id, userId: ctx.userId });
   if (!row) throw notFound("Sandbox", id);
-  return sandboxView(row, row.addonIds);
+  return sandboxView(row, row.addons);
 }

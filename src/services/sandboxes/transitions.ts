@@ -8,6 +8,8 @@ import { assertRunningQuota, lockUserQuota } from "./create-sandbox";
 import type { SandboxRuntime } from "./runtime";
 import { RULES, type Action } from "./state-machine";
 import { viewOf } from "./queries";
+import { sandboxAddonSpecs } from "./worker";
+import type { Executor } from "../../database/client";
 import { deleteSandboxChats } from "../chat/queries";
 
 type Availability = Awaited<ReturnType<SandboxRuntime["driver"]["availability"]>>;
@@ -30,6 +32,20 @@ async function assertDriverAvailable(rt: SandboxRuntime) {
       install: a.install,
     });
   }
+}
+
+/**
+ * Starting needs every add-on's requirements (host binaries, paths): never a sandbox silently
+ * started without one; the 503 names the add-on and what to install.
+ */
+async function assertAddonsAvailable(db: Executor, rt: SandboxRuntime, sandboxId: string) {
+  const addons = await sandboxAddonSpecs(db, sandboxId);
+  if (addons.length === 0) return;
+  const missing = (await rt.driver.addonAvailability(addons)).flatMap((a) => (a.available ? [] : [a]));
+  if (missing.length === 0) return;
+  throw new AppError("SERVICE_UNAVAILABLE", `Add-on unavailable on this host: ${missing.map((m) => m.reason).join("; ")}`, {
+    addons: missing.map((m) => ({ id: m.id, reason: m.reason, install: m.install })),
+  });
 }
 
 /**
@@ -66,6 +82,7 @@ export async function requestTransition(
         allowedFrom: rule.from,
       });
     }
+    if (action === "start" || action === "restart") await assertAddonsAvailable(tx, rt, sandboxId);
     if (action === "start") await assertRunningQuota(tx, ctx, rt);
     const now = ctx.now();
     const [updated] = await tx

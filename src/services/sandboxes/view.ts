@@ -13,10 +13,24 @@ export function expiresAt(row: SandboxRow): Date | null {
 }
 
 /**
+ * The sandbox's add-ons as users reach them: a service add-on through Warren's authenticated
+ * proxy (never a raw port), a tools-only one has no endpoint.
+ */
+export function addonsView(row: Pick<SandboxRow, "id" | "status">, addons: ReadonlyArray<readonly [id: string, service: boolean]>) {
+  return addons.map(([id, service]) => ({
+    id,
+    kind: service ? ("service" as const) : ("tools" as const),
+    endpoint: service ? `/api/v1/sandboxes/${row.id}/addons/${id}/` : null,
+    status: row.status === "running" ? ("running" as const) : ("stopped" as const),
+  }));
+}
+
+/**
  * The sandbox as users see it. The agent is reached only through Warren's authenticated proxy:
  * no raw port, no password, and environment values (which may be tokens) are not echoed.
+ * `addons` are [id, has a service] pairs sorted by id.
  */
-export function sandboxView(row: SandboxRow, addonIds: string[]) {
+export function sandboxView(row: SandboxRow, addons: ReadonlyArray<readonly [id: string, service: boolean]>) {
   return {
     id: row.id,
     name: row.name,
@@ -25,7 +39,8 @@ export function sandboxView(row: SandboxRow, addonIds: string[]) {
     repositoryUrl: row.repositoryUrl,
     resourceTierId: row.resourceTierId,
     flavorId: row.flavorId,
-    addonIds,
+    addonIds: addons.map(([id]) => id),
+    addons: addonsView(row, addons),
     envNames: Object.keys(row.env).sort(),
     idleTimeoutMinutes: row.idleTimeoutMinutes,
     autoStart: row.autoStart,

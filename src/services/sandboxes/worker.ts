@@ -4,9 +4,9 @@ import { and, eq, inArray, sql } from "drizzle-orm";
 import { containerAddons, resourceTiers, sandboxAddons, sandboxes, sandboxOperations } from "../../../db/schema";
 import { systemContext } from "../../context";
 import { decryptValue, encryptValue } from "../../crypto/envelope";
-import { queryRows, ts } from "../../database/client";
+import { queryRows, ts, type Executor } from "../../database/client";
 import { isDatabaseUnavailable } from "../../errors";
-import type { WorkloadInfo, WorkloadSpec } from "../../orchestrator/driver";
+import type { AddonSpec, WorkloadInfo, WorkloadSpec } from "../../orchestrator/driver";
 import { recordActivity } from "../activity/record";
 import type { SandboxRuntime } from "./runtime";
 import type { SandboxRow } from "./view";
@@ -54,13 +54,26 @@ export async function claimOperation(rt: SandboxRuntime, holder: string): Promis
   return op ?? null;
 }
 
-async function buildSpec(rt: SandboxRuntime, row: SandboxRow, password: string): Promise<WorkloadSpec> {
-  const [tier] = await rt.db.select().from(resourceTiers).where(eq(resourceTiers.id, row.resourceTierId));
-  const addons = await rt.db
-    .select({ id: containerAddons.id, port: containerAddons.port })
+/** The sandbox's add-ons as the driver needs them: the catalogue's service, tools and requirements. */
+export async function sandboxAddonSpecs(db: Executor, sandboxId: string): Promise<AddonSpec[]> {
+  return db
+    .select({
+      id: containerAddons.id,
+      port: containerAddons.port,
+      service: containerAddons.service,
+      tools: containerAddons.tools,
+      requires: containerAddons.requires,
+      installHint: containerAddons.installHint,
+    })
     .from(sandboxAddons)
     .innerJoin(containerAddons, eq(containerAddons.id, sandboxAddons.addonId))
-    .where(eq(sandboxAddons.sandboxId, row.id));
+    .where(eq(sandboxAddons.sandboxId, sandboxId))
+    .orderBy(containerAddons.id);
+}
+
+async function buildSpec(rt: SandboxRuntime, row: SandboxRow, password: string): Promise<WorkloadSpec> {
+  const [tier] = await rt.db.select().from(resourceTiers).where(eq(resourceTiers.id, row.resourceTierId));
+  const addons = await sandboxAddonSpecs(rt.db, row.id);
   return {
     sandboxId: row.id,
     userId: row.userId,
@@ -87,10 +100,13 @@ async function startWorkload(rt: SandboxRuntime, row: SandboxRow): Promise<Workl
   return rt.driver.start(await buildSpec(rt, row, password));
 }
 
-/** Settles the sandbox after the driver call, only if no newer request moved it meanwhile. */
-async function settle(rt: SandboxRuntime, op: Operation, row: SandboxRow, outcome: "running" | "stopped", info?: WorkloadInfo) {
+/**
+ * Settles the sandbox after the driver call, only if no newer request moved it meanwhile. False
+ * when it did not (a newer request owns the status, or the sandbox is gone).
+ */
+async function settle(rt: SandboxRuntime, op: Operation, row: SandboxRow, outcome: "running" | "stopped", info?: WorkloadInfo): Promise<boolean> {
   const ctx = systemContext(rt, row.userId, op.requestId);
-  await rt.db.transaction(async (tx) => {
+  return rt.db.transaction(async (tx) => {
     const now = rt.now();
     // A newer request (stop or delete during a start) owns the status now; its operation follows.
     const expected = outcome === "running" ? ["starting"] : ["stopping"];
@@ -131,7 +147,23 @@ async function settle(rt: SandboxRuntime, op: Operation, row: SandboxRow, outcom
         reason: op.reason ?? undefined,
       });
     }
+    return updated !== undefined;
   });
+}
+
+/**
+ * A workload whose sandbox row disappeared while it was being started (the account was deleted
+ * mid-start: the rows cascade away, and the deletion's workload cleanup ran before this workload
+ * existed) is removed here: no operation follows that would remove it.
+ */
+async function removeOrphanedWorkload(rt: SandboxRuntime, row: SandboxRow) {
+  const [still] = await rt.db.select({ id: sandboxes.id }).from(sandboxes).where(eq(sandboxes.id, row.id));
+  if (still) return;
+  rt.logger.info({ sandboxId: row.id }, "sandbox deleted while it was starting; removing its workload");
+  await rt.driver.remove(row.id).catch((err: unknown) =>
+    // The reconciler stops workloads Warren does not know; the files stay until an operator acts.
+    rt.logger.warn({ sandboxId: row.id, err: { message: (err as Error).message } }, "removing the workload of a deleted sandbox failed"),
+  );
 }
 
 async function fail(rt: SandboxRuntime, op: Operation, row: SandboxRow, error: unknown) {
@@ -200,12 +232,15 @@ export async function runOperation(rt: SandboxRuntime, op: Operation): Promise<v
       return;
     }
     if (op.kind === "stop" || op.kind === "restart") await rt.driver.stop(row.id);
-    if (op.kind === "stop") return await settle(rt, op, row, "stopped");
+    if (op.kind === "stop") {
+      await settle(rt, op, row, "stopped");
+      return;
+    }
     if (op.kind === "restart") {
       await rt.db.update(sandboxes).set({ status: "starting" }).where(and(eq(sandboxes.id, row.id), eq(sandboxes.status, "stopping")));
     }
     const info = await startWorkload(rt, row);
-    await settle(rt, op, row, "running", info);
+    if (!(await settle(rt, op, row, "running", info))) await removeOrphanedWorkload(rt, row);
   } catch (error) {
     // A database outage mid-operation: leave the claim to lapse so the operation is retried.
     if (isDatabaseUnavailable(error)) throw error;
