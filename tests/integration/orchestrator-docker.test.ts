@@ -169,7 +169,14 @@ describe.skipIf(skipReason !== null)("docker driver", () => {
 // websockify, so a second `opencode serve` stands in for an add-on service here (any HTTP server
 // on {port} would do); its lack of a password also shows the agent's is not handed to services.
 describe.skipIf(skipReason !== null)("docker driver: add-ons", () => {
-  const service = { command: "exec /usr/local/bin/opencode serve --port {port} --hostname 127.0.0.1", protocol: "http" as const, readinessPath: "/global/health" };
+  // Its own HOME and XDG directories: two OpenCode servers migrating one SQLite database at the
+  // same moment fail ("Failed query: CREATE TABLE workspace"), which made this test flaky.
+  const service = {
+    command:
+      "mkdir -p /tmp/standin && HOME=/tmp/standin XDG_DATA_HOME=/tmp/standin/data XDG_CONFIG_HOME=/tmp/standin/config XDG_STATE_HOME=/tmp/standin/state XDG_CACHE_HOME=/tmp/standin/cache exec /usr/local/bin/opencode serve --port {port} --hostname 127.0.0.1",
+    protocol: "http" as const,
+    readinessPath: "/global/health",
+  };
 
   test("a service starts in the container on a port of its own, recorded on the container, and stops with it", async () => {
     const id = "sbx_docker_addon";
