@@ -6,7 +6,7 @@ import { AppError, notFound } from "../../errors";
 import { afterCursor, newestFirst, toPage } from "../../lib/pagination";
 import { recordActivity } from "../activity/record";
 import { resolveSelection } from "../catalog/catalog";
-import { addonIdsOf, findOwned, ownedView, sandboxWithAddons, viewOf } from "./queries";
+import { addonIdsOf, addonPairs, findOwned, ownedView, sandboxWithAddons, viewOf } from "./queries";
 import type { SandboxRuntime } from "./runtime";
 import { RECONFIGURABLE, type SandboxStatus } from "./state-machine";
 import { sandboxView } from "./view";
@@ -28,7 +28,7 @@ export async function listSandboxes(
     )
     .orderBy(...newestFirst(sandboxes))
     .limit(q.limit + 1);
-  return toPage(rows, q.limit, (r) => sandboxView(r, r.addons));
+  return toPage(rows, q.limit, (r) => sandboxView(r, addonPairs(r)));
 }
 
 export async function getSandbox(ctx: ServiceContext, id: string) {

@@ -50,17 +50,22 @@ export async function viewOf(db: Executor, row: SandboxRow) {
 }
 
 /**
- * A sandbox row with its add-ons, in one statement (hot paths: the list and get routes): one
- * subquery per row, [id, has a service] pairs sorted by id, as addonPairsOf returns them. The
- * sandbox is named with its table ("sandboxes"."id"): drizzle leaves columns unqualified in a
- * one-table select, and a bare "id" here would be container_addons.id.
+ * A sandbox row with its add-ons, in one statement (hot paths: the list and get routes): the ids
+ * (sorted, one subquery per row, as addonPairsOf sorts them), and which catalogue add-ons run a
+ * service (uncorrelated: PostgreSQL evaluates it once per statement). `addonPairs` joins the two.
  */
 export const sandboxWithAddons = {
   ...getTableColumns(sandboxes),
-  addons: sql<AddonPair[]>`coalesce((select json_agg(json_build_array(sa.addon_id, ca.service is not null) order by sa.addon_id) from sandbox_addons sa join container_addons ca on ca.id = sa.addon_id where sa.sandbox_id = "sandboxes"."id"), '[]')`.as(
-    "addons",
+  addonIds: sql<string[]>`coalesce((select array_agg(${sandboxAddons.addonId} order by ${sandboxAddons.addonId}) from ${sandboxAddons} where ${sandboxAddons.sandboxId} = ${sandboxes.id}), '{}')`.as(
+    "addon_ids",
+  ),
+  serviceAddonIds: sql<string[]>`(select coalesce(array_agg(${containerAddons.id}), '{}') from ${containerAddons} where ${containerAddons.service} is not null)`.as(
+    "service_addon_ids",
   ),
 };
+
+export const addonPairs = (row: { addonIds: string[]; serviceAddonIds: string[] }): AddonPair[] =>
+  row.addonIds.map((id) => [id, row.serviceAddonIds.includes(id)]);
 
 function prepareGet(db: Db) {
   return db
@@ -77,5 +82,5 @@ export async function ownedView(db: Db, ctx: Pick<ServiceContext, "userId">, id:
   if (!get) preparedGets.set(db, (get = prepareGet(db)));
   const [row] = await get.execute({ id, userId: ctx.userId });
   if (!row) throw notFound("Sandbox", id);
-  return sandboxView(row, row.addons);
+  return sandboxView(row, addonPairs(row));
 }
