@@ -273,7 +273,8 @@ async function explainServices(url: string, userId: string, calls: Record<string
     for (const [name, call] of Object.entries(calls)) {
       captured = [];
       await call(ctx);
-      const statements = captured;
+      // Only what EXPLAIN takes: search's `set local plan_cache_mode` is a setting, not a query.
+      const statements = captured.filter((s) => /^\s*(with|select|insert|update|delete)\b/i.test(s.query));
       for (const [i, s] of statements.entries()) {
         const params = s.params.map((v) => (v instanceof Date ? v.toISOString() : v)) as never[];
         const json = await client.unsafe(`explain (analyze, buffers, format json) ${s.query}`, params);
