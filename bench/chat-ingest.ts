@@ -15,7 +15,7 @@ import { createParser } from "eventsource-parser";
 import postgres from "postgres";
 import { openPostgres } from "../src/database/client";
 import { applyChanges } from "../src/services/chat/ingest";
-import { addEvent, emptyChangeSet, SYNCED_EVENT_TYPES, type ChangeSet } from "../src/services/chat/opencode-events";
+import { addEvent, emptyChangeSet, parseSyncedEvent, SYNCED_EVENT_TYPES, type ChangeSet } from "../src/services/chat/opencode-events";
 import { messageText, rng } from "./chat-text";
 import { databaseUrlFromEnv, numberOption } from "./lib/processes";
 
@@ -171,14 +171,8 @@ export async function benchIngest(o: IngestOptions): Promise<IngestReport> {
         let queue = emptyChangeSet();
         const parser = createParser({
           onEvent: (event) => {
-            let parsed: unknown;
-            try {
-              parsed = JSON.parse(event.data);
-            } catch {
-              return;
-            }
-            const type = (parsed as { type?: unknown })?.type;
-            if (typeof type !== "string" || !SYNCED_EVENT_TYPES.has(type)) return;
+            const parsed = parseSyncedEvent(event.data);
+            if (parsed === null) return;
             addEvent(queue, parsed);
             if (queue.events >= o.batch) {
               ready.push(queue);

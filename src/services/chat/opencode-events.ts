@@ -237,3 +237,18 @@ export const SYNCED_EVENT_TYPES = new Set([
   "message.part.updated",
   "message.part.removed",
 ]);
+
+/**
+ * One SSE frame's data as an event worth syncing, or null: not JSON, or a type that is not kept.
+ * The one filter between OpenCode's stream and addEvent (the sync manager and bench/chat-ingest.ts).
+ */
+export function parseSyncedEvent(data: string): unknown | null {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(data);
+  } catch {
+    return null;
+  }
+  const type = (parsed as { type?: unknown } | null)?.type;
+  return typeof type === "string" && SYNCED_EVENT_TYPES.has(type) ? parsed : null;
+}

@@ -6,7 +6,7 @@ import type { Logger } from "../../lib/logger";
 import type { SandboxRuntime } from "../sandboxes/runtime";
 import { agentTarget, AgentUnavailableError } from "./agent";
 import { applyChanges } from "./ingest";
-import { addEvent, emptyChangeSet, SYNCED_EVENT_TYPES, type ChangeSet } from "./opencode-events";
+import { addEvent, emptyChangeSet, parseSyncedEvent, type ChangeSet } from "./opencode-events";
 import { reconcileSandbox } from "./reconcile";
 
 /**
@@ -188,14 +188,8 @@ class SandboxStream {
     let timer: Timer | undefined;
     const parser = createParser({
       onEvent: (event) => {
-        let parsed: unknown;
-        try {
-          parsed = JSON.parse(event.data);
-        } catch {
-          return;
-        }
-        const type = (parsed as { type?: unknown })?.type;
-        if (typeof type !== "string" || !SYNCED_EVENT_TYPES.has(type)) return;
+        const parsed = parseSyncedEvent(event.data);
+        if (parsed === null) return;
         this.oldestQueuedAt ??= new Date();
         addEvent(this.queue, parsed);
         if (this.queue.events >= batchSize) void this.flush();
