@@ -42,10 +42,18 @@ const INIT = (specUrl: string) => `window.ui = SwaggerUIBundle({
 });
 `;
 
+// Read on first request, once per process (not per app: tests build many): a handful of files,
+// served from memory with long caching (the package is pinned).
+let files: Map<string, { body: Buffer<ArrayBuffer>; type: string }> | undefined;
+function asset(name: string) {
+  if (!files) {
+    const dir = dirname(Bun.resolveSync("swagger-ui-dist/package.json", import.meta.dir));
+    files = new Map(Object.entries(ASSETS).map(([file, type]) => [file, { body: readFileSync(join(dir, file)), type }]));
+  }
+  return files.get(name);
+}
+
 export function docsRoutes(o: { title: string; specUrl: string }) {
-  const dir = dirname(Bun.resolveSync("swagger-ui-dist/package.json", import.meta.dir));
-  // Read once: a handful of files, served from memory with long caching (the package is pinned).
-  const files = new Map(Object.entries(ASSETS).map(([name, type]) => [name, { body: readFileSync(join(dir, name)), type }]));
   const page = PAGE(o.title);
   const init = INIT(o.specUrl);
   return new Hono<AppEnv>()
@@ -55,7 +63,7 @@ export function docsRoutes(o: { title: string; specUrl: string }) {
     })
     .get("/api/docs/assets/init.js", (c) => c.body(init, 200, { "content-type": "text/javascript; charset=utf-8" }))
     .get("/api/docs/assets/:file", (c) => {
-      const file = files.get(c.req.param("file"));
+      const file = asset(c.req.param("file"));
       if (!file) return c.notFound();
       return c.body(file.body, 200, { "content-type": file.type, "cache-control": "public, max-age=86400" });
     });
