@@ -6,11 +6,10 @@
  *
  *   bun run bench:chat [--help]
  */
-import { mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { cpus, tmpdir, totalmem } from "node:os";
+import { readFileSync, rmSync } from "node:fs";
+import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import type { Subprocess } from "bun";
 import { drizzle } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
 import * as schema from "../db/schema";
@@ -20,7 +19,9 @@ import { listMessages, listSessions, searchMessages } from "../src/services/chat
 import { benchIngest, type IngestReport } from "./chat-ingest";
 import { seedChat, type ChatSeedResult } from "./seed-chat";
 import { cpuBusy, cpuMsOf, postgresCpuMs } from "./lib/machine";
-import { freePort, run } from "./lib/processes";
+import { startCluster } from "./lib/cluster";
+import { cleanup, freePort, log, provenance, run, startProcess, stopProcess, workDir, writeResults } from "./lib/processes";
+import { errorCount, wrk, type WrkResult } from "./lib/wrk";
 
 const HELP = `Usage: bun run bench:chat [options]
 
@@ -67,7 +68,6 @@ Options:
 Needs wrk (apt-get install -y wrk) and the PostgreSQL server binaries (initdb, pg_ctl).
 `;
 
-const ROOT = join(import.meta.dir, "..");
 const TARGET_P99_MS = 20;
 const HEAVY_EMAIL = "heavy@bench.warren.test";
 const PASSWORD = "bench password 1234";
@@ -111,69 +111,6 @@ if (!Bun.which("wrk")) {
   process.exit(1);
 }
 
-const log = (msg: string) => process.stderr.write(`${msg}\n`);
-const workDir = mkdtempSync(join(tmpdir(), "warren-bench-chat-"));
-
-// ---- processes we start, stopped on the way out whatever happens
-
-const children = new Set<Subprocess>();
-let clusterDir: string | null = null;
-let cleaning: Promise<void> | null = null;
-function cleanup(): Promise<void> {
-  cleaning ??= (async () => {
-    for (const child of children) {
-      if (child.exitCode === null) child.kill("SIGTERM");
-      await Promise.race([child.exited, Bun.sleep(5000)]);
-      if (child.exitCode === null) child.kill("SIGKILL");
-    }
-    children.clear();
-    if (clusterDir && !opts["keep-cluster"]) {
-      Bun.spawnSync(["bash", join(ROOT, "scripts/pg-cluster.sh"), "stop", clusterDir]);
-      clusterDir = null;
-    }
-  })();
-  return cleaning;
-}
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.on(signal, () => {
-    log(`\n${signal}: stopping everything this run started …`);
-    void cleanup().then(() => process.exit(130));
-  });
-}
-
-async function startProcess(name: string, cmd: string[], env: Record<string, string>, ready: () => Promise<boolean>) {
-  const logFile = join(workDir, `${name}.log`);
-  const fd = openSync(logFile, "a");
-  const proc = Bun.spawn(cmd, { cwd: ROOT, env, stdin: "ignore", stdout: fd, stderr: fd });
-  children.add(proc);
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline) {
-    if (proc.exitCode !== null) throw new Error(`${name} exited with ${proc.exitCode}:\n${readFileSync(logFile, "utf8")}`);
-    if (await ready().catch(() => false)) return { proc, logFile };
-    await Bun.sleep(100);
-  }
-  throw new Error(`${name} did not become ready in 60 s:\n${readFileSync(logFile, "utf8")}`);
-}
-
-// ---- measuring
-
-type WrkResult = {
-  requests: number;
-  durationUs: number;
-  errors: { connect: number; read: number; write: number; status: number; timeout: number };
-  latencyUs: { p50: number; p90: number; p99: number; p999: number; max: number; mean: number };
-};
-
-async function wrk(url: string, paths: string[], token: string | null, seconds: number): Promise<WrkResult> {
-  const cmd = ["wrk", "-t", String(THREADS), "-c", String(CONNECTIONS), "-d", `${seconds}s`, "--latency", "-s", join(ROOT, "bench/wrk/rotate.lua"), `${url}/`];
-  const proc = Bun.spawn(cmd, { cwd: ROOT, env: { ...process.env, BENCH_TOKEN: token ?? "", BENCH_PATHS: paths.join("\n") }, stdout: "pipe", stderr: "pipe" });
-  const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
-  if (code !== 0) throw new Error(`${cmd.join(" ")} exited with ${code}:\n${out}${err}`);
-  const line = out.split("\n").find((l) => l.startsWith("BENCH_JSON "));
-  if (!line) throw new Error(`wrk printed no BENCH_JSON line:\n${out}`);
-  return JSON.parse(line.slice("BENCH_JSON ".length)) as WrkResult;
-}
-
 /** The benchmark cluster's postmaster (set in main): other PostgreSQL servers on the box are not ours. */
 let postmasterPid = 0;
 /** The box is shared: wait (up to 30 s) until the rest of it is quiet, and say what we saw. */
@@ -212,10 +149,11 @@ type RunRecord = {
 
 async function measure(r: Route): Promise<RunRecord> {
   const busyBeforePct = await waitQuiet();
-  if (WARMUP > 0) await wrk(r.url, r.paths, r.token, WARMUP);
+  const load = { url: r.url, paths: r.paths, auth: { token: r.token }, connections: CONNECTIONS, threads: THREADS };
+  if (WARMUP > 0) await wrk({ ...load, seconds: WARMUP });
   const serverBefore = cpuMsOf(r.pid);
   const pgBefore = postgresCpuMs(postmasterPid);
-  const w = await wrk(r.url, r.paths, r.token, DURATION);
+  const w = await wrk({ ...load, seconds: DURATION });
   const per = (ms: number) => (w.requests ? Math.round((ms / w.requests) * 1000) / 1000 : 0);
   const ms = (us: number) => Math.round(us / 10) / 100;
   const rec: RunRecord = {
@@ -232,7 +170,7 @@ async function measure(r: Route): Promise<RunRecord> {
     loadAfter: Number(readFileSync("/proc/loadavg", "utf8").split(" ")[0]),
     cpuMsPerRequest: { server: per(cpuMsOf(r.pid) - serverBefore), postgres: per(postgresCpuMs(postmasterPid) - pgBefore) },
   };
-  const errs = w.errors.connect + w.errors.read + w.errors.write + w.errors.status + w.errors.timeout;
+  const errs = errorCount(w.errors);
   if (r.kind === "target") rec.targetMet = w.requests > 0 && rec.latencyMs.p99 < TARGET_P99_MS && errs === 0;
   log(
     `  ${r.route.padEnd(16)} ${String(rec.rps).padStart(6)} req/s  p50 ${rec.latencyMs.p50} ms  p99 ${rec.latencyMs.p99} ms` +
@@ -338,22 +276,14 @@ async function cursorAt(base: string, token: string, sandboxId: string, sessionI
 async function main() {
   const startedAt = new Date();
   const stamp = startedAt.toISOString().replace(/[:.]/g, "-");
-  const gitCommit = (await run(["git", "rev-parse", "HEAD"]).catch(() => "")).trim();
-  const gitDirty = (await run(["git", "status", "--porcelain", "--", "src", "db"]).catch(() => "")).trim().length > 0;
-  const wrkVersion = (Bun.spawnSync(["wrk", "-v"]).stdout.toString() + Bun.spawnSync(["wrk", "-v"]).stderr.toString()).split("\n")[0]!.trim();
+  const { git, wrk: wrkVersion } = await provenance();
 
   let url = opts["database-url"];
   let seed: ChatSeedResult | null = null;
   if (!url) {
-    log(`starting a throwaway PostgreSQL cluster (scripts/pg-cluster.sh) …`);
-    const exports = await run(["bash", join(ROOT, "scripts/pg-cluster.sh"), "start"]);
-    clusterDir = /PG_CLUSTER_DIR=(\S+)/.exec(exports)?.[1] ?? null;
-    const clusterUrl = /TEST_DATABASE_URL=(\S+)/.exec(exports)?.[1];
-    if (!clusterDir || !clusterUrl) throw new Error(`unexpected pg-cluster.sh output:\n${exports}`);
-    const admin = postgres(clusterUrl, { max: 1, onnotice: () => {} });
-    await admin`create database bench_chat`;
-    await admin.end();
-    url = clusterUrl.replace(/\/[^/]*$/, "/bench_chat");
+    const cluster = await startCluster({ keep: Boolean(opts["keep-cluster"]) });
+    await cluster.admin`create database bench_chat`;
+    url = cluster.dbUrl("bench_chat");
     log(`migrating (bun run db:migrate) …`);
     await run([process.execPath, "run", "db:migrate"], { DATABASE_URL: url });
     seed = await seedChat({
@@ -434,7 +364,7 @@ async function main() {
       AUTH_SIGN_IN_RATE_LIMIT_MAX: "1000000",
       LOG_LEVEL: "warn",
       DATABASE_URL: url,
-      DATA_DIR: join(workDir, "data"),
+      DATA_DIR: join(workDir(), "data"),
       PROVIDER_CATALOG_REFRESH_MINUTES: "0",
     },
     async () => (await fetch(`${warrenUrl}/ready`)).status === 200,
@@ -498,11 +428,7 @@ async function main() {
   const base = records.find((r) => r.route === "select");
   for (const rec of records) if (base && base.rps > 0) rec.ofSelectBaseline = Math.round((rec.rps / base.rps) * 1000) / 1000;
   const serverLog = readFileSync(warren.logFile, "utf8").split("\n").filter(Boolean).slice(-50);
-  for (const p of [warren.proc, baseline.proc]) {
-    p.kill("SIGTERM");
-    await Promise.race([p.exited, Bun.sleep(10_000)]);
-    children.delete(p);
-  }
+  for (const p of [warren.proc, baseline.proc]) await stopProcess(p);
 
   let ingest: (IngestReport & { busyBeforePct: number }) | null = null;
   if (!opts["no-ingest"]) {
@@ -511,7 +437,6 @@ async function main() {
     ingest = { ...(await benchIngest({ databaseUrl: url, sandboxes: 4, sessions: 10, turns: 25, growth: 8, batch: 500, quiet: false })), busyBeforePct };
     log(`  ${ingest.eventsPerSecond.toLocaleString("en")} events/s (${ingest.events.toLocaleString("en")} events in ${ingest.seconds} s, batch p50 ${ingest.batchMs.p50} ms, p99 ${ingest.batchMs.p99} ms, converged: ${ingest.converged})`);
   }
-  if (opts["keep-cluster"] && clusterDir) log(`cluster kept: ${url} (stop it with: bash scripts/pg-cluster.sh stop ${clusterDir})`);
   await cleanup();
 
   // ---- report
@@ -535,40 +460,29 @@ async function main() {
   console.log(`\nissue 7 read target (p99 < ${TARGET_P99_MS} ms at ${CONNECTIONS} connections, no errors): ${targets.filter((r) => r.targetMet).length}/${targets.length} routes`);
   if (ingest) console.log(`issue 7 ingest target (≥ 5,000 events/s): ${fmt(ingest.eventsPerSecond)} events/s — ${ingest.eventsPerSecond >= 5000 ? "MET" : "NOT MET"}${ingest.converged ? "" : " (DID NOT CONVERGE)"}`);
 
-  const resultsDir = join(ROOT, "bench/results");
-  mkdirSync(resultsDir, { recursive: true });
-  const file = join(resultsDir, `chat-${stamp}.json`);
-  writeFileSync(
-    file,
-    JSON.stringify(
-      {
-        benchmark: "chat (issue 7)",
-        startedAt: startedAt.toISOString(),
-        finishedAt: new Date().toISOString(),
-        command: `bun run bench:chat ${process.argv.slice(2).join(" ")}`.trim(),
-        options: { duration: DURATION, warmup: WARMUP, connections: CONNECTIONS, threads: THREADS },
-        target: { p99Ms: TARGET_P99_MS, connections: CONNECTIONS, ingestEventsPerSecond: 5000 },
-        machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGb: Math.round(totalmem() / 2 ** 30), bun: Bun.version, postgres: pgVersion, wrk: wrkVersion },
-        git: { commit: gitCommit, srcOrDbDirty: gitDirty },
-        data: { seed, heavyUserId: heavy.id, counts, mainSandbox: main, sessions: sessions.map((s) => s.id), searchHits: hits, terms },
-        plans,
-        runs: records,
-        ingest,
-        serverLogLines: serverLog,
-      },
-      null,
-      2,
-    ),
-  );
-  console.log(`results: ${file}`);
-  rmSync(workDir, { recursive: true, force: true });
+  writeResults("chat", stamp, {
+    benchmark: "chat (issue 7)",
+    startedAt: startedAt.toISOString(),
+    finishedAt: new Date().toISOString(),
+    command: `bun run bench:chat ${process.argv.slice(2).join(" ")}`.trim(),
+    options: { duration: DURATION, warmup: WARMUP, connections: CONNECTIONS, threads: THREADS },
+    target: { p99Ms: TARGET_P99_MS, connections: CONNECTIONS, ingestEventsPerSecond: 5000 },
+    machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGb: Math.round(totalmem() / 2 ** 30), bun: Bun.version, postgres: pgVersion, wrk: wrkVersion },
+    git,
+    data: { seed, heavyUserId: heavy.id, counts, mainSandbox: main, sessions: sessions.map((s) => s.id), searchHits: hits, terms },
+    plans,
+    runs: records,
+    ingest,
+    serverLogLines: serverLog,
+  });
+  rmSync(workDir(), { recursive: true, force: true });
 }
 
 try {
   await main();
 } catch (err) {
   log(`bench:chat: ${(err as Error).stack ?? err}`);
-  log(`server and baseline logs kept in ${workDir}`);
+  log(`server and baseline logs kept in ${workDir()}`);
   await cleanup();
   process.exit(1);
 }
