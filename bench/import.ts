@@ -6,8 +6,9 @@
  *   bun run bench:import [--messages N] [--activities N] [--pglite] [--keep-file]
  *                        [--json-path] [--batch-size N] [--rebuild-indexes-from N]
  *
- * The server comes from BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:45371/postgres);
- * a database named warren_bench_import_<pid> is created there and dropped afterwards.
+ * The server comes from BENCH_DATABASE_URL; without it a throwaway PostgreSQL cluster is started
+ * (scripts/pg-cluster.sh, fsync off) and stopped at the end. A database named
+ * warren_bench_import_<pid> is created there and dropped afterwards.
  * --pglite imports into an in-memory PGlite instead. For comparisons on PostgreSQL: --json-path
  * uses the portable JSON path instead of COPY, --batch-size sets rows per batch, and
  * --rebuild-indexes-from N moves the threshold for building secondary indexes at the end.
@@ -24,6 +25,8 @@ import { migrateDatabase } from "../src/database/migrate";
 import { importLegacy } from "../src/import/run";
 import { createLogger } from "../src/lib/logger";
 import { addBulkRows, buildLegacyFixture, ALICE } from "../tests/helpers/legacy-fixture";
+import { startCluster } from "./lib/cluster";
+import { cleanup } from "./lib/processes";
 
 const { values } = parseArgs({
   options: {
@@ -53,7 +56,7 @@ if (!existsSync(file)) {
   process.stderr.write(`built in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
 }
 
-const base = process.env.BENCH_DATABASE_URL ?? "postgres://postgres@127.0.0.1:45371/postgres";
+const base = values.pglite ? "" : process.env.BENCH_DATABASE_URL || (await startCluster({ keep: false })).url;
 const dbName = `warren_bench_import_${process.pid}`;
 let database: Database;
 let drop = async () => {};
@@ -88,11 +91,17 @@ const report = await importLegacy({
   writePath: values["json-path"] ? "json" : undefined,
   batchRows: values["batch-size"] ? Number(values["batch-size"]) : undefined,
   rebuildIndexesFrom: values["rebuild-indexes-from"] ? Number(values["rebuild-indexes-from"]) : undefined,
+}).catch(async (err) => {
+  // Nothing of a throwaway cluster is left running.
+  await drop().catch(() => {});
+  await cleanup();
+  throw err;
 });
 const totalMs = performance.now() - t0;
 clearInterval(sampler);
 await database.close();
 await drop();
+await cleanup();
 if (!values["keep-file"]) rmSync(file, { force: true });
 
 const row = (name: string) => report.tables.find((t) => t.table === name)!;
