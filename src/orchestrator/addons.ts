@@ -69,25 +69,42 @@ export async function planServices(addons: AddonSpec[], allocate: () => Promise<
 
 /**
  * The supervisor, a constant bash script (every value arrives as an argument): arguments are
- * `id port command` triples, "--", then the agent's argv. Each service runs in a session of its
- * own (so its whole process group can be signalled) without the agent's password in its
- * environment; the agent runs in the foreground. When the agent ends, the services are stopped
- * and the script exits with the agent's status, so a dead agent still ends the workload; a
- * SIGTERM (docker stop, the local driver's stop) is passed on to the agent.
+ * `id port command` triples, "--", then the agent's argv. Each service is kept by a keeper
+ * subshell: the service runs in a session of its own (so its whole process group can be
+ * signalled) without the agent's password in its environment, and when it exits the keeper logs
+ * its status and starts it again after a back-off (1 s, doubling up to 30 s, back to 1 s once it
+ * has stayed up for a minute), like a process supervisor would: a crashed code-server comes back
+ * without the user restarting the sandbox. The agent runs in the foreground. When the agent ends,
+ * the keepers stop their services and the script exits with the agent's status, so a dead agent
+ * still ends the workload; a SIGTERM (docker stop, the local driver's stop) is passed on to the agent.
  */
 export const SUPERVISE_SCRIPT = [
-  "pids=",
+  "keep() {",
+  "  id=$1; port=$2; cmd=$3; delay=1; svc=; nap=",
+  "  trap 'kill -TERM -- -$svc $nap 2>/dev/null; exit 0' TERM",
+  "  while :; do",
+  "    began=$SECONDS",
+  '    WARREN_ADDON_PORT=$port env -u OPENCODE_SERVER_PASSWORD setsid sh -c "$cmd" </dev/null & svc=$!',
+  '    echo "warren: add-on $id started on port $port"',
+  "    wait $svc; rc=$?",
+  "    [ $((SECONDS - began)) -ge 60 ] && delay=1",
+  '    echo "warren: add-on $id exited with status $rc; restarting in ${delay}s"',
+  "    sleep $delay & nap=$!; wait $nap; nap=",
+  "    delay=$((delay * 2)); [ $delay -gt 30 ] && delay=30",
+  "  done",
+  "}",
+  "keepers=",
   'while [ "$#" -gt 0 ] && [ "$1" != -- ]; do',
-  '  id=$1; port=$2; cmd=$3; shift 3',
-  '  WARREN_ADDON_PORT=$port env -u OPENCODE_SERVER_PASSWORD setsid sh -c "$cmd" </dev/null &',
-  '  pids="$pids $!"; echo "warren: add-on $id started on port $port"',
+  '  keep "$1" "$2" "$3" & keepers="$keepers $!"',
+  "  shift 3",
   "done",
   "shift",
   '"$@" & agent=$!',
   "trap 'kill -TERM $agent 2>/dev/null' TERM INT",
   "wait $agent; rc=$?",
   "while kill -0 $agent 2>/dev/null; do wait $agent; rc=$?; done",
-  "for p in $pids; do kill -TERM -- -$p 2>/dev/null; done",
+  "for k in $keepers; do kill -TERM $k 2>/dev/null; done",
+  "wait",
   "exit $rc",
 ].join("\n");
 

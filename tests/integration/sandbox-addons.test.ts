@@ -40,6 +40,11 @@ Bun.serve({
       return srv.upgrade(req, { data: null }) ? undefined : new Response("bad upgrade", { status: 400 });
     }
     if (url.pathname === "/health") return new Response("ok");
+    if (url.pathname === "/pid") return new Response(String(process.pid));
+    if (url.pathname === "/crash") {
+      setTimeout(() => process.exit(3), 20);
+      return new Response("crashing");
+    }
     if (url.pathname === "/whoami") {
       return Response.json({
         uid: process.getuid(),
@@ -214,6 +219,37 @@ describe("add-on services", () => {
     await expectError(await app().request(`${endpoint}whoami`, { token: owner.token }), 409, "INVALID_STATE");
     expect(pidsOfUid(state.uid)).toEqual([]);
     await expect(fetch(`http://127.0.0.1:${state.addonPorts[ADDON]}/health`)).rejects.toThrow();
+  });
+
+  test("a service that crashes is started again by the sandbox's supervisor, and the logs say so", async () => {
+    const owner = await signUp(app());
+    const s = await createWith(owner, [ADDON]);
+    const endpoint = `/api/v1/sandboxes/${s.id}/addons/${ADDON}/`;
+    expect((await app().request(`/api/v1/sandboxes/${s.id}/start`, { method: "POST", token: owner.token })).status).toBe(202);
+    await waitFor(owner, s.id, "running");
+    const before = await (await app().request(`${endpoint}pid`, { token: owner.token })).text();
+
+    expect(await (await app().request(`${endpoint}crash`, { token: owner.token })).text()).toBe("crashing");
+    // Back within the first back-off (1 s) plus its start-up, as a new process; the proxy answers
+    // 502 meanwhile.
+    let after = before;
+    for (let i = 0; i < 100 && after === before; i++) {
+      const res = await app().request(`${endpoint}pid`, { token: owner.token });
+      if (res.status === 200) after = await res.text();
+      if (after === before) await Bun.sleep(100);
+    }
+    expect(after).toMatch(/^\d+$/);
+    expect(after).not.toBe(before);
+    const logs = await json(await app().request(`/api/v1/sandboxes/${s.id}/logs?tail=50`, { token: owner.token }));
+    const lines = JSON.stringify(logs);
+    expect(lines).toContain(`warren: add-on ${ADDON} exited with status 3; restarting in 1s`);
+    // The sandbox itself never left running.
+    expect((await json(await app().request(`/api/v1/sandboxes/${s.id}`, { token: owner.token }))).status).toBe("running");
+
+    const state = JSON.parse(readFileSync(join(app().dataDir, "sandboxes", s.id, "state.json"), "utf8"));
+    expect((await app().request(`/api/v1/sandboxes/${s.id}/stop`, { method: "POST", token: owner.token })).status).toBe(202);
+    await waitFor(owner, s.id, "stopped");
+    expect(pidsOfUid(state.uid)).toEqual([]);
   });
 
   test("a sandbox whose add-on needs something missing on the host is refused with 503 naming it", async () => {
