@@ -18,7 +18,7 @@ import type { Db } from "../src/database/client";
 import { listMessages, listSessions, searchMessages } from "../src/services/chat/queries";
 import { benchIngest, type IngestReport } from "./chat-ingest";
 import { seedChat, type ChatSeedResult } from "./seed-chat";
-import { cpuBusy, cpuMsOf, postgresCpuMs } from "./lib/machine";
+import { cpuMsOf, postgresCpuMs, waitQuiet as waitQuietFor } from "./lib/machine";
 import { startCluster } from "./lib/cluster";
 import { cleanup, freePort, log, provenance, run, startProcess, stopProcess, workDir, writeResults } from "./lib/processes";
 import { errorCount, wrk, type WrkResult } from "./lib/wrk";
@@ -113,20 +113,8 @@ if (!Bun.which("wrk")) {
 
 /** The benchmark cluster's postmaster (set in main): other PostgreSQL servers on the box are not ours. */
 let postmasterPid = 0;
-/** The box is shared: wait (up to 30 s) until the rest of it is quiet, and say what we saw. */
-async function waitQuiet(): Promise<number> {
-  let busy = await cpuBusy();
-  if (opts["no-wait-quiet"]) return busy;
-  const deadline = Date.now() + 30_000;
-  let said = false;
-  while (busy >= 20 && Date.now() < deadline) {
-    if (!said) log(`  (box busy: ${busy}% of the CPUs used by other processes; waiting up to 30 s for it to go quiet)`);
-    said = true;
-    busy = await cpuBusy();
-  }
-  if (busy >= 20) log(`  (still ${busy}% busy: measuring anyway, figures will be pessimistic)`);
-  return busy;
-}
+/** The box is shared: wait (up to 30 s) until the rest of it is quiet, unless told not to. */
+const waitQuiet = () => waitQuietFor(!opts["no-wait-quiet"]);
 
 type Route = { route: string; what: string; kind: "target" | "diagnostic" | "baseline"; url: string; paths: string[]; token: string | null; pid: number };
 type RunRecord = {

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { processesMentioning } from "../helpers/proc";
 import { createServerStorage, startServer, type RunningServer, type ServerStorage, reapSandboxes } from "../helpers/server";
 
 // The product end to end: the real server process with the real local driver (OpenCode under
@@ -26,19 +27,6 @@ afterAll(async () => {
   rmSync(dataDir, { recursive: true, force: true });
 }, 60_000);
 
-/** Processes whose command line mentions this sandbox id (bubblewrap and opencode). */
-function processesOf(sandboxId: string): number[] {
-  return readdirSync("/proc")
-    .filter((p) => /^\d+$/.test(p))
-    .filter((p) => {
-      try {
-        return readFileSync(`/proc/${p}/cmdline`, "utf8").includes(sandboxId);
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
-}
 
 describe("sandbox lifecycle over HTTP", () => {
   test("sign up, create, start, wait, list OpenCode sessions through the proxy, stop, delete; nothing left", async () => {
@@ -60,7 +48,7 @@ describe("sandbox lifecycle over HTTP", () => {
     expect((await call(`/sandboxes/${id}/start`, { method: "POST" })).status).toBe(202);
     const waited = (await (await call(`/sandboxes/${id}/wait?status=running&timeoutSeconds=60`)).json()) as { reached: boolean };
     expect(waited.reached).toBe(true);
-    expect(processesOf(id).length).toBeGreaterThan(0);
+    expect(processesMentioning(id).length).toBeGreaterThan(0);
 
     const sessions = await call(`/sandboxes/${id}/agent/session`);
     expect(sessions.status).toBe(200);
@@ -71,7 +59,7 @@ describe("sandbox lifecycle over HTTP", () => {
     expect((await call(`/sandboxes/${id}/stop`, { method: "POST" })).status).toBe(202);
     const stopped = (await (await call(`/sandboxes/${id}/wait?status=stopped&timeoutSeconds=60`)).json()) as { reached: boolean };
     expect(stopped.reached).toBe(true);
-    expect(processesOf(id)).toEqual([]);
+    expect(processesMentioning(id)).toEqual([]);
 
     expect((await call(`/sandboxes/${id}`, { method: "DELETE" })).status).toBe(202);
     let gone = false;
@@ -80,7 +68,7 @@ describe("sandbox lifecycle over HTTP", () => {
       if (!gone) await Bun.sleep(200);
     }
     expect(gone).toBe(true);
-    expect(processesOf(id)).toEqual([]);
+    expect(processesMentioning(id)).toEqual([]);
     const sandboxDir = join(storage.env.DATA_DIR ?? dataDir, "sandboxes", id);
     expect(existsSync(sandboxDir)).toBe(false);
   });

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { processesMentioning } from "../helpers/proc";
 import { createServerStorage, startServer, type RunningServer, type ServerStorage, reapSandboxes } from "../helpers/server";
 
 /**
@@ -91,19 +92,6 @@ function launchersOf(sandboxId: string): number[] {
   return all.filter((pid) => !all.includes(parentOf(pid)));
 }
 
-/** Every process whose command line mentions the sandbox (launcher, agent, anything it spawned). */
-function processesOf(sandboxId: string): number[] {
-  return readdirSync("/proc")
-    .filter((p) => /^\d+$/.test(p))
-    .filter((p) => {
-      try {
-        return readFileSync(`/proc/${p}/cmdline`, "utf8").includes(sandboxId);
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
-}
 
 type Sandbox = { id: string; status: string; desiredStatus: string; statusReason: string | null };
 
@@ -180,8 +168,8 @@ describe("SIGKILL in the middle of sandbox transitions", () => {
     expect(ids).not.toContain(runB);
     expect(ids).not.toContain(idleC);
     expect((await api(`/sandboxes/${runB}`)).status).toBe(404);
-    expect(processesOf(runB!)).toEqual([]);
-    expect(processesOf(idleC!)).toEqual([]);
+    expect(processesMentioning(runB!)).toEqual([]);
+    expect(processesMentioning(idleC!)).toEqual([]);
     // Every remaining sandbox matches what runs: one launcher when running, none otherwise.
     for (const s of sandboxes) {
       expect({ id: s.id, status: s.status, launchers: launchersOf(s.id).length }).toEqual({
@@ -211,7 +199,7 @@ describe("SIGKILL in the middle of sandbox transitions", () => {
     await server.stop();
     server = undefined;
     expect(workloadPids(() => true)).toEqual([]);
-    for (const id of [runA!, runB!, idleA!, idleB!, idleC!, idleD!]) expect(processesOf(id)).toEqual([]);
+    for (const id of [runA!, runB!, idleA!, idleB!, idleC!, idleD!]) expect(processesMentioning(id)).toEqual([]);
     token = "";
   });
 });

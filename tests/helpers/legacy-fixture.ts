@@ -1,4 +1,6 @@
 import { Database } from "bun:sqlite";
+import type { ImportOptions } from "../../src/import/run";
+import type { TestApp } from "./app";
 import { createCipheriv, randomBytes, scryptSync } from "node:crypto";
 
 /**
@@ -203,4 +205,24 @@ export function addBulkRows(path: string, opts: { userId: string; sandboxId: str
     }
   })();
   db.close();
+}
+
+/** A logger that says nothing (tests check the report, not the log). */
+export const silentLogger = { debug() {}, info() {}, warn() {}, error() {}, child: () => silentLogger } as never;
+
+/**
+ * Options for importLegacy into a test app's database from `sourcePath`: credentials go to Alice,
+ * the fixture's legacy key, the app's keyring and auth secret, a silent logger; `over` wins.
+ */
+export function importOptionsFor(t: TestApp, sourcePath: string, over: Partial<ImportOptions> = {}): ImportOptions {
+  return {
+    database: t.database,
+    sourcePath,
+    assignCredentialsTo: ALICE.email,
+    legacyKey: LEGACY_KEY,
+    keyring: t.config.keyring,
+    authSecret: t.config.authSecret,
+    logger: silentLogger,
+    ...over,
+  };
 }

@@ -7,7 +7,7 @@ import { sql } from "drizzle-orm";
 import { queryRows } from "../../src/database/client";
 import { importLegacy, type ImportOptions } from "../../src/import/run";
 import { createTestApp, type TestApp } from "../helpers/app";
-import { addBulkRows, ALICE, buildLegacyFixture, LEGACY_KEY } from "../helpers/legacy-fixture";
+import { addBulkRows, ALICE, buildLegacyFixture, importOptionsFor, LEGACY_KEY, silentLogger } from "../helpers/legacy-fixture";
 
 /**
  * The bulk write path at sizes where it changes behaviour: many batches per table (on
@@ -42,19 +42,8 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const silent = { debug() {}, info() {}, warn() {}, error() {}, child: () => silent } as never;
-const opts = (over: Partial<ImportOptions> = {}): ImportOptions => ({
-  database: t.database,
-  sourcePath: file,
-  assignCredentialsTo: ALICE.email,
-  legacyKey: LEGACY_KEY,
-  keyring: t.config.keyring,
-  authSecret: t.config.authSecret,
-  logger: silent,
-  batchRows: 700,
-  rebuildIndexesFrom: 1000,
-  ...over,
-});
+const silent = silentLogger;
+const opts = (over: Partial<ImportOptions> = {}) => importOptionsFor(t, file, { batchRows: 700, rebuildIndexesFrom: 1000, ...over });
 
 async function count(table: string): Promise<number> {
   const [row] = await queryRows<{ n: string }>(t.database.db, sql`select count(*) as n from ${sql.identifier(table)}`);

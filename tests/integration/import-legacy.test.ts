@@ -9,7 +9,7 @@ import { queryRows } from "../../src/database/client";
 import { ImportUsageError, importLegacy, type ImportOptions } from "../../src/import/run";
 import { workloadFilesLoader, AUTH_JSON_PATH } from "../../src/services/sandboxes/workload-files";
 import { createTestApp, type TestApp } from "../helpers/app";
-import { ALICE, ANTHROPIC_KEY, BOB, buildLegacyFixture, COPILOT_TOKEN, LEGACY_KEY, LONG_TEXT } from "../helpers/legacy-fixture";
+import { ALICE, ANTHROPIC_KEY, BOB, buildLegacyFixture, COPILOT_TOKEN, importOptionsFor, LEGACY_KEY, LONG_TEXT, silentLogger } from "../helpers/legacy-fixture";
 
 const dir = mkdtempSync(join(tmpdir(), "warren-import-"));
 const file = join(dir, "database.sqlite");
@@ -24,18 +24,8 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const silent = { debug() {}, info() {}, warn() {}, error() {}, child: () => silent } as never;
-
-const opts = (over: Partial<ImportOptions> = {}): ImportOptions => ({
-  database: t.database,
-  sourcePath: file,
-  assignCredentialsTo: ALICE.email,
-  legacyKey: LEGACY_KEY,
-  keyring: t.config.keyring,
-  authSecret: t.config.authSecret,
-  logger: silent,
-  ...over,
-});
+const silent = silentLogger;
+const opts = (over: Partial<ImportOptions> = {}) => importOptionsFor(t, file, over);
 
 async function count(table: string): Promise<number> {
   const [row] = await queryRows<{ n: string }>(t.database.db, sql`select count(*) as n from ${sql.identifier(table)}`);
