@@ -5,6 +5,7 @@ import { openDatabase } from "../database/client";
 import { migrateDatabase } from "../database/migrate";
 import { ImportUsageError, importLegacy } from "../import/run";
 import { renderText } from "../import/report";
+import { LegacySource, LegacySourceError } from "../import/source";
 import type { Progress } from "../import/writer";
 import { createLogger } from "../lib/logger";
 
@@ -72,6 +73,15 @@ if (batchRows !== undefined && (!Number.isInteger(batchRows) || batchRows < 1 ||
 const keyEnv = values["legacy-encryption-key-env"];
 if (keyEnv !== undefined && !/^[A-Za-z_][A-Za-z0-9_]*$/.test(keyEnv)) usage("--legacy-encryption-key-env needs a variable name");
 
+// The file is checked before the configuration is read and Warren's database opened: a
+// mistyped path must not create anything in DATA_DIR (generated secrets, an embedded database),
+// nor touch the server's database.
+try {
+  LegacySource.open(values.from!).close();
+} catch (err) {
+  usage(err instanceof LegacySourceError ? err.message : (err as Error).message);
+}
+
 let config: ReturnType<typeof loadConfig>;
 try {
   config = loadConfig();
@@ -112,6 +122,7 @@ try {
     dryRun: values["dry-run"],
     assignCredentialsTo: values["assign-credentials-to"] ?? null,
     legacyKey,
+    legacyKeyEnv: keyEnv,
     keyring: config!.keyring,
     authSecret: config!.authSecret,
     logger,

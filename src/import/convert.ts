@@ -8,8 +8,12 @@
 export const LEGACY_TEXT_KEY = "$legacyText";
 
 export type Notes = {
-  /** A JSON column held text that is not JSON: stored as {"$legacyText": "..."}. */
-  malformedJson(column: string): void;
+  /**
+   * A JSON column held text that is not JSON: stored as {"$legacyText": "..."}, or, where
+   * Warren's column has no room for it (an array of ids, a list of scopes), not stored and
+   * handed over here as `lost` so that the report carries the original text instead.
+   */
+  malformedJson(column: string, lost?: string): void;
   /** A value was replaced (NULL in a NOT NULL column, an unknown literal, an unparseable time). */
   replaced(column: string, why: string): void;
 };
@@ -30,26 +34,47 @@ export function toIsoTime(value: unknown): string | null | undefined {
     // Seconds until the year 5138; anything larger is milliseconds.
     const ms = Math.abs(n) < 1e11 ? n * 1000 : n;
     const d = new Date(ms);
-    return Number.isNaN(d.getTime()) ? undefined : d.toISOString();
+    return Number.isNaN(d.getTime()) ? undefined : checked(d);
   }
   if (typeof value !== "string") return undefined;
   const s = value.trim();
   const plain = SQLITE_DATETIME.exec(s);
   if (plain) {
     const d = new Date(`${plain[1]}T${plain[2]}Z`);
-    return Number.isNaN(d.getTime()) ? undefined : d.toISOString();
+    return Number.isNaN(d.getTime()) || !sameDay(d, plain[1]!) ? undefined : checked(d);
   }
-  if (/^\d{4}-\d{2}-\d{2}$/.test(s)) return `${s}T00:00:00.000Z`;
+  if (/^\d{4}-\d{2}-\d{2}$/.test(s)) {
+    const d = new Date(`${s}T00:00:00Z`);
+    return Number.isNaN(d.getTime()) || !sameDay(d, s) ? undefined : d.toISOString();
+  }
   if (/^-?\d+(\.\d+)?$/.test(s)) return toIsoTime(Number(s));
   // ISO with a zone, or a Date#toString / RFC 2822 string (which carries its own GMT offset).
   const d = new Date(s);
   if (Number.isNaN(d.getTime())) return undefined;
-  if (!HAS_ZONE.test(s) && !/GMT|UTC/i.test(s) && /^\d{4}-/.test(s)) {
+  // JS rolls an impossible date over ("2023-02-30" is 2 March): refused, not moved.
+  const day = /^(\d{4}-\d{2}-\d{2})[ T]/.exec(s)?.[1];
+  if (day && !HAS_ZONE.test(s) && !/GMT|UTC/i.test(s)) {
     // An ISO string without a zone: the legacy system wrote UTC; JS would read it as local.
     const utc = new Date(`${s}Z`);
-    if (!Number.isNaN(utc.getTime())) return utc.toISOString();
+    if (!Number.isNaN(utc.getTime())) return sameDay(utc, day) ? checked(utc) : undefined;
   }
-  return d.toISOString();
+  if (day && !validDay(day)) return undefined;
+  return checked(d);
+}
+
+/** Years PostgreSQL and ISO 8601 both write plainly; anything else is a garbled value. */
+function checked(d: Date): string | undefined {
+  const year = d.getUTCFullYear();
+  return year < 1 || year > 9999 ? undefined : d.toISOString();
+}
+
+function sameDay(d: Date, day: string): boolean {
+  return d.toISOString().startsWith(day);
+}
+
+function validDay(day: string): boolean {
+  const d = new Date(`${day}T00:00:00Z`);
+  return !Number.isNaN(d.getTime()) && sameDay(d, day);
 }
 
 /** A time for a nullable column; an unparseable value becomes null and is noted. */
@@ -84,13 +109,19 @@ export function toBool(value: unknown, column: string, notes: Notes, fallback: b
  * JSON text to a value for a jsonb column. Empty text or NULL gives `fallback` (old rows left
  * them empty); malformed text is kept whole as {"$legacyText": "..."} and noted, never dropped.
  */
-export function toJson(value: unknown, column: string, notes: Notes, fallback: unknown): unknown {
+export function toJson(value: unknown, column: string, notes: Notes, fallback: unknown, opts: { keep: boolean } = { keep: true }): unknown {
   if (value === null || value === undefined) return fallback;
   if (typeof value !== "string") return value;
   if (value.trim() === "") return fallback;
   try {
     return JSON.parse(value);
   } catch {
+    // keep: false for columns whose shape cannot hold the wrapper (arrays of ids): the caller
+    // stores `fallback` and the report carries the original text.
+    if (!opts.keep) {
+      notes.malformedJson(column, value);
+      return fallback;
+    }
     notes.malformedJson(column);
     return { [LEGACY_TEXT_KEY]: value };
   }

@@ -27,7 +27,7 @@ export type CredentialPlan = {
  * wrong legacy key, or a missing --assign-credentials-to, stops the import before it writes
  * anything. Refuses to guess an owner: credentials with secrets need a named user.
  */
-export function planCredentials(source: LegacySource, opts: { legacyKey: string | null; assignTo: string | null }): CredentialPlan {
+export function planCredentials(source: LegacySource, opts: { legacyKey: string | null; assignTo: string | null; legacyKeyEnv?: string }): CredentialPlan {
   const plan: CredentialPlan = { report: null, credentials: [], oauthState: null };
   if (source.has(LEGACY_CREDENTIALS_TABLE)) {
     const report = emptyTableReport(LEGACY_CREDENTIALS_TABLE, "provider credentials (vault)", source.count(LEGACY_CREDENTIALS_TABLE));
@@ -40,14 +40,16 @@ export function planCredentials(source: LegacySource, opts: { legacyKey: string 
       );
     }
     if (withSecret.length > 0 && !opts.legacyKey) {
+      const name = opts.legacyKeyEnv ?? "LEGACY_ENCRYPTION_KEY";
       throw new ImportUsageError(
-        "the file holds encrypted provider credentials: set the legacy ENCRYPTION_KEY in LEGACY_ENCRYPTION_KEY (or name another variable with --legacy-encryption-key-env)",
+        `the file holds encrypted provider credentials, but ${name} is not set: put the legacy system's ENCRYPTION_KEY in ${name}` +
+          (opts.legacyKeyEnv ? "" : " (or name another variable with --legacy-encryption-key-env)"),
       );
     }
     for (const row of rows) {
       const id = String(row.id);
       const notes: Notes = notesFor(report, id);
-      const scopesValue = toJson(row.oauth_scopes, "oauth_scopes", notes, null);
+      const scopesValue = toJson(row.oauth_scopes, "oauth_scopes", notes, null, { keep: false });
       const scopes = Array.isArray(scopesValue) ? scopesValue.filter((s): s is string => typeof s === "string") : null;
       const expires = optionalTime(row.token_expires_at, "token_expires_at", notes);
       let credential: LegacyCredential;
@@ -58,7 +60,7 @@ export function planCredentials(source: LegacySource, opts: { legacyKey: string 
         throw new ImportFailure(
           LEGACY_CREDENTIALS_TABLE,
           id,
-          "the value does not decrypt with the legacy key (is it the legacy system's ENCRYPTION_KEY?)",
+          `the value does not decrypt with the legacy key in ${opts.legacyKeyEnv ?? "LEGACY_ENCRYPTION_KEY"} (is it the legacy system's ENCRYPTION_KEY?)`,
         );
       }
       if (credential.secret === null) {

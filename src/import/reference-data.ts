@@ -57,7 +57,15 @@ const FIELDS: Record<RefTable, Field[]> = {
   container_flavors: [
     { column: "image_size_mb", legacy: (r) => toInt(r.image_size_mb, 0) },
     { column: "enabled", legacy: (r, n) => toBool(r.enabled ?? 1, "enabled", n, true) },
-    { column: "languages", legacy: (r, n) => (Array.isArray(toJson(r.languages, "languages", n, [])) ? toJson(r.languages, "languages", n, []) : []) },
+    {
+      column: "languages",
+      legacy: (r, n) => {
+        // Parsed once (each parse of malformed text is reported); a list of names has no room for
+        // {"$legacyText": …}, so malformed text is stored as [] and its original reported.
+        const parsed = toJson(r.languages, "languages", n, [], { keep: false });
+        return Array.isArray(parsed) ? parsed : [];
+      },
+    },
   ],
   container_addons: [
     { column: "category", legacy: (r) => toText(r.category) },

@@ -5,7 +5,16 @@
  */
 export const ROW_LIST_CAP = 10_000;
 
-export type RowIssue = { id: string; column: string; problem: string };
+export type RowIssue = {
+  id: string;
+  column: string;
+  problem: string;
+  /** Malformed JSON Warren's column cannot hold: the legacy text itself (first ORIGINAL_TEXT_CAP characters). */
+  original?: string;
+};
+
+/** Malformed JSON kept only in the report is cut at this length (the legacy file keeps it whole). */
+export const ORIGINAL_TEXT_CAP = 4000;
 export type SkippedRow = { id: string; reason: SkipReason };
 
 export type SkipReason =
@@ -36,9 +45,14 @@ export type TableReport = {
   skipped: number;
   skippedByReason: Partial<Record<SkipReason, number>>;
   skippedRows: SkippedRow[];
-  /** JSON columns whose text was not JSON: stored as {"$legacyText": "..."} (row and column). */
+  /**
+   * JSON columns whose text was not JSON (row and column): stored as {"$legacyText": "..."},
+   * or, where the column cannot hold that (arrays of ids), listed here with the original text.
+   */
   malformedJson: RowIssue[];
   malformedJsonCount: number;
+  /** Of malformedJsonCount, the values not stored in Warren (their text is in `original`). */
+  malformedJsonNotKept: number;
   /** Values replaced on the way in (NULL in NOT NULL columns, unknown literals, bad times). */
   replaced: RowIssue[];
   replacedCount: number;
@@ -65,7 +79,7 @@ export type ImportReport = {
   durationMs: number;
   tables: TableReport[];
   notImported: NotImported[];
-  credentials: { assignedTo: string | null; imported: number };
+  credentials: { assignedTo: string | null; imported: number; alreadyPresent: number };
   verification: { ok: boolean; mismatches: string[] };
   failure: ImportFailureInfo | null;
   warnings: string[];
@@ -85,6 +99,7 @@ export function emptyTableReport(table: string, target: string, source: number):
     skippedRows: [],
     malformedJson: [],
     malformedJsonCount: 0,
+    malformedJsonNotKept: 0,
     replaced: [],
     replacedCount: 0,
     targetDelta: null,
@@ -116,8 +131,7 @@ const pad = (s: string | number, n: number) => String(s).padStart(n);
 export function renderText(r: ImportReport): string {
   const lines: string[] = [];
   lines.push(`Legacy import from ${r.source} into ${r.engine}${r.dryRun ? " (dry run: rolled back)" : ""}`);
-  lines.push("");
-  lines.push(`${"table".padEnd(24)} ${pad("source", 9)} ${pad("imported", 9)} ${pad("updated", 8)} ${pad("present", 9)} ${pad("merged", 8)} ${pad("skipped", 8)}  check`);
+  if (r.tables.length) lines.push("", `${"table".padEnd(24)} ${pad("source", 9)} ${pad("imported", 9)} ${pad("updated", 8)} ${pad("present", 9)} ${pad("merged", 8)} ${pad("skipped", 8)}  check`);
   for (const t of r.tables) {
     lines.push(
       `${t.table.padEnd(24)} ${pad(t.source, 9)} ${pad(t.imported, 9)} ${pad(t.updated, 8)} ${pad(t.alreadyPresent, 9)} ${pad(t.merged, 8)} ${pad(t.skipped, 8)}  ${t.verified ? "ok" : "MISMATCH"}`,
@@ -126,18 +140,25 @@ export function renderText(r: ImportReport): string {
   const details: string[] = [];
   for (const t of r.tables) {
     for (const [reason, n] of Object.entries(t.skippedByReason)) details.push(`  ${t.table}: ${n} skipped (${reason.replaceAll("_", " ")})`);
-    if (t.malformedJsonCount > 0) {
-      const sample = t.malformedJson.slice(0, 5).map((m) => `${m.id}.${m.column}`).join(", ");
-      details.push(`  ${t.table}: ${t.malformedJsonCount} malformed JSON value(s) kept as {"$legacyText": …} (${sample}${t.malformedJsonCount > 5 ? ", …" : ""})`);
+    const kept = t.malformedJson.filter((m) => m.original === undefined);
+    const lost = t.malformedJson.filter((m) => m.original !== undefined);
+    const sample = (list: RowIssue[], total: number) => `${list.slice(0, 5).map((m) => `${m.id}.${m.column}`).join(", ")}${total > 5 ? ", …" : ""}`;
+    const keptCount = t.malformedJsonCount - t.malformedJsonNotKept;
+    if (keptCount > 0) details.push(`  ${t.table}: ${keptCount} malformed JSON value(s) kept as {"$legacyText": "<original text>"} (${sample(kept, keptCount)})`);
+    if (t.malformedJsonNotKept > 0) {
+      details.push(`  ${t.table}: ${t.malformedJsonNotKept} malformed JSON value(s) Warren's column cannot hold, stored empty; original text in --json (${sample(lost, t.malformedJsonNotKept)})`);
     }
     if (t.replacedCount > 0) details.push(`  ${t.table}: ${t.replacedCount} value(s) replaced (NULLs, unknown literals, bad times; see --json)`);
   }
   if (details.length) lines.push("", "Details:", ...details);
   if (r.notImported.length) {
     lines.push("", "Not imported (no place in Warren):");
-    for (const n of r.notImported) lines.push(`  ${n.table} (${n.rows} rows): ${n.reason}`);
+    for (const n of r.notImported) lines.push(`  ${n.table} (${n.rows} ${n.rows === 1 ? "row" : "rows"}): ${n.reason}`);
   }
-  if (r.credentials.assignedTo) lines.push("", `Provider credentials: ${r.credentials.imported} imported for ${r.credentials.assignedTo}`);
+  if (r.credentials.assignedTo) {
+    const present = r.credentials.alreadyPresent;
+    lines.push("", `Provider credentials: ${r.credentials.imported} imported for ${r.credentials.assignedTo}${present ? `, ${present} already present` : ""}`);
+  }
   if (r.warnings.length) lines.push("", "Warnings:", ...r.warnings.map((w) => `  ${w}`));
   lines.push("");
   if (r.failure) {

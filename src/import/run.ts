@@ -20,6 +20,8 @@ export type ImportOptions = {
   assignCredentialsTo?: string | null;
   /** The legacy ENCRYPTION_KEY setting. */
   legacyKey?: string | null;
+  /** The environment variable legacyKey was read from, when the operator named one (messages). */
+  legacyKeyEnv?: string;
   keyring: Keyring;
   /** Warren's AUTH_SECRET: linked-account tokens are sealed with it as Better Auth would. */
   authSecret: string;
@@ -98,7 +100,7 @@ export async function importLegacy(opts: ImportOptions): Promise<ImportReport> {
     durationMs: 0,
     tables: [],
     notImported: [],
-    credentials: { assignedTo: null, imported: 0 },
+    credentials: { assignedTo: null, imported: 0, alreadyPresent: 0 },
     verification: { ok: false, mismatches: [] },
     failure: null,
     warnings: [],
@@ -111,7 +113,7 @@ export async function importLegacy(opts: ImportOptions): Promise<ImportReport> {
       report.notImported.push({ table, rows: source.count(table), reason } satisfies NotImported);
     }
     const assignTo = opts.assignCredentialsTo?.trim() || null;
-    const plan = planCredentials(source, { legacyKey: opts.legacyKey ?? null, assignTo });
+    const plan = planCredentials(source, { legacyKey: opts.legacyKey ?? null, assignTo, legacyKeyEnv: opts.legacyKeyEnv });
     if (plan.credentials.length > 0 && !(await assigneeKnown(opts.database.db, source, assignTo!))) {
       throw new ImportUsageError(`--assign-credentials-to ${assignTo}: no user with that email in the file or in Warren`);
     }
@@ -150,7 +152,7 @@ export async function importLegacy(opts: ImportOptions): Promise<ImportReport> {
       const written = await writeCredentials(tx, plan, { assignTo, keyring: opts.keyring, logger: opts.logger, now, db: opts.database.db });
       if (plan.report) {
         report.tables.push(plan.report);
-        report.credentials = { assignedTo: written.userId ? assignTo : null, imported: plan.report.imported };
+        report.credentials = { assignedTo: written.userId ? assignTo : null, imported: plan.report.imported, alreadyPresent: plan.report.alreadyPresent };
       }
       if (plan.oauthState) report.tables.push(plan.oauthState);
 
@@ -170,7 +172,9 @@ export async function importLegacy(opts: ImportOptions): Promise<ImportReport> {
     }
     if (err instanceof ImportFailure) report.failure = { table: err.table, row: err.row, message: err.message };
     else if (!(err instanceof Rollback)) {
-      opts.logger.error({ err, table: currentTable }, "legacy import failed");
+      // Not the error object itself: a driver's message ("Failed query: … params: …") and
+      // stack carry the batch, and with it session tokens and password hashes.
+      opts.logger.error({ table: currentTable, error: databaseMessage(err), stack: stackFrames(err) }, "legacy import failed");
       report.failure = { table: currentTable, row: null, message: databaseMessage(err) };
     }
   } finally {
@@ -179,6 +183,12 @@ export async function importLegacy(opts: ImportOptions): Promise<ImportReport> {
   source.close();
   report.ok = report.failure === null && report.verification.ok;
   return report;
+}
+
+/** The stack's frames without its first line (the message). */
+function stackFrames(err: unknown): string | undefined {
+  const stack = (err as Error)?.stack;
+  return stack ? stack.split("\n").filter((line) => /^\s+at /.test(line)).join("\n") : undefined;
 }
 
 async function countRows(tx: Executor, table: string): Promise<number> {

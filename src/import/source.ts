@@ -1,5 +1,5 @@
 import { Database } from "bun:sqlite";
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 
 export type LegacyRow = Record<string, unknown>;
 
@@ -19,6 +19,7 @@ export class LegacySource {
 
   static open(path: string): LegacySource {
     if (!existsSync(path)) throw new LegacySourceError(`${path}: no such file`);
+    if (statSync(path).isDirectory()) throw new LegacySourceError(`${path}: a directory; --from takes the legacy database file (database.sqlite)`);
     let db: Database;
     try {
       db = new Database(path, { readonly: true, strict: true });

@@ -1,5 +1,6 @@
 import { symmetricEncrypt } from "better-auth/crypto";
-import { stripSecrets } from "../services/activity/record";
+import { SECRET_KEY, stripSecrets } from "../services/activity/record";
+import { agentNameProblem, EXTENSIONS_BY_TYPE } from "../services/agent-config/names";
 import {
   LEGACY_TEXT_KEY,
   messageText,
@@ -54,11 +55,26 @@ export const BETTER_AUTH_SCRYPT_HASH = /^[0-9a-f]{32}:[0-9a-f]{128}$/;
 const looksEncrypted = (token: string) => token.startsWith("$ba$") || (token.length % 2 === 0 && /^[0-9a-f]+$/i.test(token));
 
 function stringArray(value: unknown, column: string, notes: Notes): string[] {
-  const parsed = toJson(value, column, notes, []);
+  // Warren keeps these as lists of catalog ids, with no room for {"$legacyText": …}: malformed
+  // text is stored as [] and its original goes into the report.
+  const parsed = toJson(value, column, notes, [], { keep: false });
   if (Array.isArray(parsed)) return parsed.filter((v): v is string => typeof v === "string");
-  if (parsed && typeof parsed === "object" && LEGACY_TEXT_KEY in parsed) return [];
   notes.replaced(column, "not a JSON array, stored as []");
   return [];
+}
+
+/**
+ * Malformed activity metadata is kept as text, but the secrets of the well-formed metadata are
+ * redacted (stripSecrets) and must not survive here either: the value of any "key": "value"
+ * pair whose key names a secret is replaced.
+ */
+function redactLegacyText(metadata: Record<string, unknown>): Record<string, unknown> {
+  const text = metadata[LEGACY_TEXT_KEY];
+  if (typeof text !== "string") return metadata;
+  const redacted = text.replace(/("((?:[^"\\]|\\.)*)"\s*:\s*)"(?:[^"\\]|\\.)*("?)/g, (whole, head: string, key: string, close: string) =>
+    SECRET_KEY.test(key) ? `${head}"[redacted]${close}` : whole,
+  );
+  return { ...metadata, [LEGACY_TEXT_KEY]: redacted };
 }
 
 function jsonObject(value: unknown, column: string, notes: Notes): Record<string, unknown> {
@@ -393,7 +409,11 @@ export function buildSpecs({ catalog, authSecret }: SpecDeps): TableSpec[] {
         system_notifications: toBool(row.system_notifications, "system_notifications", notes, false),
         default_resource_tier_id: known(row.default_resource_tier_id, catalog.tiers, "default_resource_tier_id"),
         default_flavor_id: known(row.default_flavor_id, catalog.flavors, "default_flavor_id"),
-        default_addon_ids: stringArray(row.default_addon_ids, "default_addon_ids", notes).filter((a) => catalog.addons.has(a)),
+        default_addon_ids: stringArray(row.default_addon_ids, "default_addon_ids", notes).filter((a) => {
+          if (catalog.addons.has(a)) return true;
+          notes.replaced("default_addon_ids", `unknown add-on "${a}" left out`);
+          return false;
+        }),
         default_agent_id: toText(row.default_agent_id),
         version: Math.max(1, toInt(row.settings_version, 1)),
         ...times(row, notes, env),
@@ -437,13 +457,28 @@ export function buildSpecs({ catalog, authSecret }: SpecDeps): TableSpec[] {
     convert(row, notes, env): ConvertResult {
       const name = toText(row.name);
       if (!name) return { skip: "invalid" };
+      // The name becomes a file name in every sandbox of the user (agents/NAME.md): a name the
+      // API would refuse ("../x", "a/b") would make the renderer refuse the whole configuration,
+      // and with it the user's sandboxes. Such rows stay in the legacy file, named in the report.
+      const problem = agentNameProblem(name);
+      if (problem) {
+        notes.replaced("name", `${JSON.stringify(name.slice(0, 100))} ${problem}: row not imported`);
+        return { skip: "invalid" };
+      }
       const type = toEnum(row.type, ["agent", "command", "tool", "plugin"] as const, "type", notes, "agent");
+      const extension = toEnum(row.extension, ["md", "ts", "js"] as const, "extension", notes, EXTENSIONS_BY_TYPE[type][0]!);
+      // OpenCode loads only markdown agents and commands and only JS/TS tools and plugins;
+      // renaming the file would turn markdown into code (or code into a prompt).
+      if (!EXTENSIONS_BY_TYPE[type].includes(extension)) {
+        notes.replaced("extension", `a ${type} cannot be a .${extension} file: row not imported`);
+        return { skip: "invalid" };
+      }
       return {
         id: String(row.id),
         user_id: toText(row.user_id),
         type,
         name,
-        extension: toEnum(row.extension, ["md", "ts", "js"] as const, "extension", notes, type === "agent" || type === "command" ? "md" : "ts"),
+        extension,
         content: toText(row.content) ?? "",
         ...times(row, notes, env),
       };
@@ -479,7 +514,7 @@ export function buildSpecs({ catalog, authSecret }: SpecDeps): TableSpec[] {
         entity_type: toText(row.entity_type),
         entity_id: toText(row.entity_id),
         // Secrets never reach the activity log, legacy ones included.
-        metadata: stripSecrets(jsonObject(row.metadata, "metadata", notes)),
+        metadata: redactLegacyText(stripSecrets(jsonObject(row.metadata, "metadata", notes)) as Record<string, unknown>),
         ip_address: toText(row.ip_address),
         user_agent: toText(row.user_agent),
         anonymized: toBool(row.anonymized ?? 0, "anonymized", notes, false),
@@ -508,7 +543,7 @@ export function buildSpecs({ catalog, authSecret }: SpecDeps): TableSpec[] {
         id: String(row.id),
         action,
         entity_type: toText(row.entity_type),
-        metadata: stripSecrets(jsonObject(row.metadata, "metadata", notes)),
+        metadata: redactLegacyText(stripSecrets(jsonObject(row.metadata, "metadata", notes)) as Record<string, unknown>),
         original_created_at: requiredTime(row.original_created_at, "original_created_at", notes, archivedAt),
         archived_at: archivedAt,
       };

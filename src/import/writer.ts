@@ -1,7 +1,7 @@
 import { sql, type SQL } from "drizzle-orm";
 import { queryRows, type Executor } from "../database/client";
-import type { Notes } from "./convert";
-import { ROW_LIST_CAP, skip, type SkipReason, type TableReport } from "./report";
+import { LEGACY_TEXT_KEY, type Notes } from "./convert";
+import { ORIGINAL_TEXT_CAP, ROW_LIST_CAP, skip, type SkipReason, type TableReport } from "./report";
 import type { LegacyRow, LegacySource } from "./source";
 import { CopySink, postgresClientOf } from "./copy-writer";
 
@@ -100,9 +100,15 @@ export function withBatch(template: string, recordset: string, json: string): SQ
 
 export function notesFor(report: TableReport, id: string): Notes {
   return {
-    malformedJson(column) {
+    malformedJson(column, lost) {
       report.malformedJsonCount++;
-      if (report.malformedJson.length < ROW_LIST_CAP) report.malformedJson.push({ id, column, problem: "malformed JSON" });
+      if (lost !== undefined) report.malformedJsonNotKept++;
+      if (report.malformedJson.length >= ROW_LIST_CAP) return;
+      report.malformedJson.push(
+        lost === undefined
+          ? { id, column, problem: `malformed JSON, kept as {"${LEGACY_TEXT_KEY}": <the original text>}` }
+          : { id, column, problem: "malformed JSON; Warren's column cannot hold it, so it was stored empty and its text is kept here (original)", original: lost.slice(0, ORIGINAL_TEXT_CAP) },
+      );
     },
     replaced(column, why) {
       report.replacedCount++;
@@ -303,7 +309,9 @@ async function findFailingRow(tx: Executor, spec: TableSpec, parts: string[], id
 export function databaseMessage(err: unknown): string {
   for (let e: unknown = err; e && typeof e === "object"; e = (e as { cause?: unknown }).cause) {
     const m = e as { message?: string; detail?: string; code?: string };
-    if (m.code && m.message) return m.detail ? `${m.message} (${m.detail})` : m.message;
+    // Never PostgreSQL's "Failing row contains (…)" detail: it lists every value of the row,
+    // session tokens and password hashes included.
+    if (m.code && m.message) return m.detail && !/failing row contains/i.test(m.detail) ? `${m.message} (${m.detail})` : m.message;
   }
   // Never the driver wrapper's own message: Drizzle's "Failed query: … params: …" carries the
   // batch, and with it session tokens and password hashes.

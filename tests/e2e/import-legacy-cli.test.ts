@@ -60,6 +60,46 @@ describe("import:legacy CLI", () => {
     expect(await new Response(p.stderr).text()).toContain("--from");
   });
 
+  test("a file that is not there or not SQLite, and an unknown assignee, are refused with exit 2", async () => {
+    const notSqlite = join(dir, "notes.txt");
+    await Bun.write(notSqlite, "not a database\n");
+    const cases: Array<[string[], RegExp]> = [
+      [["--from", join(dir, "missing.sqlite")], /missing\.sqlite: no such file/],
+      [["--from", notSqlite], /not a readable SQLite database/],
+      [["--from", dir], /a directory/],
+      [["--from", file, "--assign-credentials-to", "nobody@example.com", "--legacy-encryption-key-env", "OLD_KEY"], /nobody@example\.com: no user with that email/],
+      [["--from", file, "--assign-credentials-to", ALICE.email, "--legacy-encryption-key-env", "UNSET_KEY"], /UNSET_KEY is not set/],
+    ];
+    for (const [args, message] of cases) {
+      const p = cli(args);
+      const [code, err, out] = await Promise.all([p.exited, new Response(p.stderr).text(), new Response(p.stdout).text()]);
+      expect({ args, code }).toEqual({ args, code: 2 });
+      expect(err).toMatch(message);
+      expect(out).toBe("");
+    }
+  }, 120_000);
+
+  test("a wrong legacy key exits 1 and names the row; a dry run exits 0; neither writes", async () => {
+    const wrong = Bun.spawn([process.execPath, "src/cli/import-legacy.ts", "--from", file, "--assign-credentials-to", ALICE.email], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", NODE_ENV: "test", AUTH_SECRET: TEST_SECRET, ENCRYPTION_KEYS: KEYS, LEGACY_ENCRYPTION_KEY: "not-the-legacy-key", ...storage.env },
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    const [code, out] = await Promise.all([wrong.exited, new Response(wrong.stdout).text()]);
+    expect(code).toBe(1);
+    expect(out).toContain("FAILED in provider_credentials at row cred-1: the value does not decrypt with the legacy key in LEGACY_ENCRYPTION_KEY");
+    expect(out).toContain("Nothing was written");
+
+    const dry = cli(["--from", file, "--assign-credentials-to", ALICE.email, "--legacy-encryption-key-env", "OLD_KEY", "--dry-run"]);
+    const [dryCode, dryOut] = await Promise.all([dry.exited, new Response(dry.stdout).text()]);
+    expect(dryCode).toBe(0);
+    expect(dryOut).toContain("(dry run: rolled back)");
+    expect(dryOut).toContain("Dry run complete: every count verified, nothing written.");
+    expect(dryOut).not.toContain("MISMATCH");
+    // The re-run below finds nothing already present: neither run wrote anything.
+  }, 120_000);
+
   test("kill -9 mid-import, then a re-run imports everything once", async () => {
     const args = ["--from", file, "--assign-credentials-to", ALICE.email, "--legacy-encryption-key-env", "OLD_KEY", "--json"];
     const first = cli(args);

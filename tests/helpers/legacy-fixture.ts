@@ -6,7 +6,10 @@ import { createCipheriv, randomBytes, scryptSync } from "node:crypto";
 /**
  * Legacy SQLite files built in code, in the layout of shared/legacy-schema.md, with its quirks:
  * camelCase auth columns, three timestamp shapes, NULLs where newer installs say NOT NULL (the
- * DDL here is an older install's, without those constraints), 0/1 booleans, malformed JSON,
+ * DDL here is an older install's, without those constraints), epoch seconds and milliseconds,
+ * ISO 8601 with an offset, an impossible date, 0/1 booleans, malformed JSON (in jsonb-shaped
+ * columns and in id lists that cannot hold it, one hiding a secret), agent file names Warren
+ * refuses,
  * orphans, duplicate chat messages, unicode and very long texts, and credentials encrypted with
  * the legacy scheme.
  */
@@ -79,6 +82,8 @@ export const ALICE = { id: "usr-legacy-alice", email: "alice@example.com", passw
 export const BOB = { id: "usr-legacy-bob", email: "Bob@Example.com", password: "bob-old-password-22" };
 export const ANTHROPIC_KEY = "sk-ant-legacy-0123456789abcdef";
 export const COPILOT_TOKEN = "ghu_legacyCopilotToken0123456789";
+/** Malformed activity metadata (cut short) that still holds a secret. */
+export const LEGACY_BROKEN_METADATA = '{"provider":"openai","apiKey":"sk-legacy-broken-secret","via":"ui"';
 export const LONG_TEXT = "ünïcödé 🦀 漢字 — ".repeat(20_000); // ~400 kB of multi-byte text
 
 export type Fixture = {
@@ -119,17 +124,18 @@ export function buildLegacyFixture(path: string, options: { legacyKey?: string }
   run('insert into "account" values (?,?,?,?,?,?,?,?,?,?,?,?,?)', "acc-bob", BOB.id, "credential", BOB.id, null, null, null, null, null, null, legacyPasswordHash(BOB.password), null, null);
   run('insert into "account" values (?,?,?,?,?,?,?,?,?,?,?,?,?)', "acc-alice-gh", "12345", "github", ALICE.id, "gho_plaintextGithubToken", null, null, null, null, "read:user", null, "2023-01-03 00:00:00", "2023-01-03 00:00:00");
   run('insert into "account" values (?,?,?,?,?,?,?,?,?,?,?,?,?)', "acc-ghost", "ghost", "credential", "default-user", null, null, null, null, null, null, "x:y", null, null);
-  run('insert into "session" values (?,?,?,?,?,?,?,?)', "ses-alice", "2030-01-01T00:00:00.000Z", "legacy-token-alice", "127.0.0.1", "Firefox", ALICE.id, "2023-01-02 03:04:05", "2023-01-02 03:04:05");
+  // Epoch seconds and epoch milliseconds (TEXT affinity: stored as their digits).
+  run('insert into "session" values (?,?,?,?,?,?,?,?)', "ses-alice", "2030-01-01T00:00:00.000Z", "legacy-token-alice", "127.0.0.1", "Firefox", ALICE.id, "1672628645", "1672628645123");
   run('insert into "session" values (?,?,?,?,?,?,?,?)', "ses-ghost", null, "legacy-token-ghost", null, null, "default-user", null, null);
-  run('insert into "verification" values (?,?,?,?,?,?)', "ver-1", "email-verification:bob", "v-123", "2023-06-01 00:00:00", null, null);
+  run('insert into "verification" values (?,?,?,?,?,?)', "ver-1", "email-verification:bob", "v-123", "2023-06-01T02:00:00+02:00", null, null); // ISO with an offset
 
   // Sandboxes: ids kept; statuses from every literal; an unknown add-on; malformed addon_ids.
   run("insert into sandboxes (id, user_id, name, slug, description, github_url, resource_tier_id, flavor_id, addon_ids, container_id, status, last_accessed_at, created_at, updated_at) values (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
     "AbCdEf123456", ALICE.id, "Alice's 🦊 app", "alices-app", null, "https://user:pat@github.com/alice/app", "builder", "js", '["gui","teleporter"]', "c0ffee", "running", "2023-02-01T10:00:00Z", "2023-02-01 09:00:00", "2023-02-01 10:00:00");
   run("insert into sandboxes (id, user_id, name, slug, addon_ids, status, error_message, created_at, updated_at) values (?,?,?,?,?,?,?,?,?)",
     "ZyXwVu654321", ALICE.id, "Broken", "broken", "[gui", "error", "image pull failed", "2023-02-02 09:00:00", null);
-  run("insert into sandboxes (id, user_id, name, slug, addon_ids, status, resource_tier_id, flavor_id, created_at) values (?,?,?,?,?,?,?,?,?)",
-    "Bob000000001", BOB.id, "Bob box", "bob-box", "", "created", "ultra", "elixir", "2023-03-01 00:00:00");
+  run("insert into sandboxes (id, user_id, name, slug, addon_ids, status, resource_tier_id, flavor_id, last_accessed_at, created_at) values (?,?,?,?,?,?,?,?,?,?)",
+    "Bob000000001", BOB.id, "Bob box", "bob-box", "", "created", "ultra", "elixir", "2023-02-30 10:00:00", "2023-03-01 00:00:00"); // no 30 February
   run("insert into sandboxes (id, user_id, name, slug, status) values (?,?,?,?,?)", "Ghost0000001", "default-user", "Ghost", "ghost", "stopped");
 
   // Chat: a session with duplicates, malformed JSON, unicode and a very long message; an orphan session.
@@ -150,7 +156,7 @@ export function buildLegacyFixture(path: string, options: { legacyKey?: string }
   // Credentials: global, encrypted with the legacy scheme; one pending OAuth flow.
   run("insert into provider_credentials (id, provider_id, auth_type, api_key_encrypted, created_at) values (?,?,?,?,?)", "cred-1", "anthropic", "api_key", legacyEncrypt(ANTHROPIC_KEY, key), "2023-01-05 00:00:00");
   run("insert into provider_credentials (id, provider_id, auth_type, access_token_encrypted, oauth_scopes, created_at) values (?,?,?,?,?,?)", "cred-2", "github-copilot", "device_flow", legacyEncrypt(COPILOT_TOKEN, key), '["read:user"]', "2023-01-06 00:00:00");
-  run("insert into provider_credentials (id, provider_id, auth_type) values (?,?,?)", "cred-3", "openai", "api_key");
+  run("insert into provider_credentials (id, provider_id, auth_type, oauth_scopes) values (?,?,?,?)", "cred-3", "openai", "api_key", "read:user, repo"); // not JSON
   run("insert into oauth_state (id, provider_id, device_code, user_code, status) values ('os-1','github-copilot','dc-plain','ABCD-1234','pending')");
   run("insert into oauth_state (id, provider_id, device_code, user_code, status) values ('os-2','github-copilot','dc-old','EFGH-5678','expired')");
   run("insert into providers (id, name) values ('anthropic','Anthropic'), ('openai','OpenAI')");
@@ -163,12 +169,16 @@ export function buildLegacyFixture(path: string, options: { legacyKey?: string }
   run("insert into user_opencode_config values (?,?,?,?,?,?)", "cfg-3", "default-user", "{}", null, null, null);
   run("insert into user_opencode_files values (?,?,?,?,?,?,?,?)", "file-1", ALICE.id, "agent", "reviewer", "md", "You review code.", null, null);
   run("insert into user_opencode_files values (?,?,?,?,?,?,?,?)", "file-2", "default-user", "command", "deploy", "md", "deploy it", null, null);
+  // Names and extensions Warren's renderer refuses (a path out of the config directory; a tool
+  // written in markdown): skipped as invalid, so that Alice's configuration still renders.
+  run("insert into user_opencode_files values (?,?,?,?,?,?,?,?)", "file-3", ALICE.id, "agent", "../escape", "md", "outside", null, null);
+  run("insert into user_opencode_files values (?,?,?,?,?,?,?,?)", "file-4", ALICE.id, "tool", "notes", "md", "# not code", null, null);
   run("insert into user_preferences values (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", "pref-1", ALICE.id, "dark", "ocean", 600, 1, 0, "builder", "js", '["gui"]', "build", 3, "2023-01-04 00:00:00", "2023-01-04 00:00:00");
   run("insert into user_preferences values (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", "pref-2", BOB.id, null, null, null, null, null, "ghost-tier", null, "not json", null, null, null, null);
 
   // Activity: a secret in metadata, malformed metadata, an orphan (default-user), a NULL user (system).
   run("insert into activity_log (user_id, action, entity_type, entity_id, metadata, created_at) values (?,?,?,?,?,?)", ALICE.id, "sandbox.start", "sandbox", "AbCdEf123456", '{"apiKey":"sk-should-not-survive","via":"ui"}', "2023-02-01 09:00:00");
-  run("insert into activity_log (user_id, action, metadata, created_at) values (?,?,?,?)", ALICE.id, "provider.configure", "{broken", "2023-02-01T09:01:00Z");
+  run("insert into activity_log (user_id, action, metadata, created_at) values (?,?,?,?)", ALICE.id, "provider.configure", LEGACY_BROKEN_METADATA, "2023-02-01T09:01:00Z");
   run("insert into activity_log (user_id, action, metadata) values (?,?,?)", "default-user", "sandbox.stop", "{}");
   run("insert into activity_log (user_id, action, metadata, created_at) values (?,?,?,?)", null, "system.cleanup", null, null);
   run("insert into activity_log_archive values (?,?,?,?,?,?)", 1000, "sandbox.create", "sandbox", '{"n":1}', "2022-01-01 00:00:00", "2022-06-01 00:00:00");

@@ -9,7 +9,7 @@ import { queryRows } from "../../src/database/client";
 import { ImportUsageError, importLegacy, type ImportOptions } from "../../src/import/run";
 import { workloadFilesLoader, AUTH_JSON_PATH } from "../../src/services/sandboxes/workload-files";
 import { createTestApp, type TestApp } from "../helpers/app";
-import { ALICE, ANTHROPIC_KEY, BOB, buildLegacyFixture, COPILOT_TOKEN, importOptionsFor, LEGACY_KEY, LONG_TEXT, silentLogger } from "../helpers/legacy-fixture";
+import { ALICE, ANTHROPIC_KEY, BOB, buildLegacyFixture, COPILOT_TOKEN, importOptionsFor, LEGACY_BROKEN_METADATA, LEGACY_KEY, LONG_TEXT, silentLogger } from "../helpers/legacy-fixture";
 
 const dir = mkdtempSync(join(tmpdir(), "warren-import-"));
 const file = join(dir, "database.sqlite");
@@ -33,6 +33,9 @@ async function count(table: string): Promise<number> {
 }
 
 
+const iso = (value: unknown) => (value === null ? null : new Date(value as string).toISOString());
+const sha256 = async (path: string) => new Bun.CryptoHasher("sha256").update(await Bun.file(path).arrayBuffer()).digest("hex");
+
 async function signIn(email: string, password: string): Promise<Response> {
   return t.request("/api/auth/sign-in/email", { method: "POST", json: { email, password }, headers: { origin: t.config.publicUrl } });
 }
@@ -40,7 +43,16 @@ async function signIn(email: string, password: string): Promise<Response> {
 describe("legacy import", () => {
   test("refuses to guess who gets the global credentials, before writing anything", async () => {
     await expect(importLegacy({ ...opts({ logger: silent }), assignCredentialsTo: null })).rejects.toBeInstanceOf(ImportUsageError);
-    await expect(importLegacy({ ...opts({ logger: silent }), legacyKey: null })).rejects.toThrow(/LEGACY_ENCRYPTION_KEY/);
+    await expect(importLegacy({ ...opts({ logger: silent }), legacyKey: null })).rejects.toThrow(/LEGACY_ENCRYPTION_KEY is not set/);
+    // The variable the operator named is the one the message names.
+    await expect(importLegacy({ ...opts({ logger: silent }), legacyKey: null, legacyKeyEnv: "OLD_KEY" })).rejects.toThrow(/OLD_KEY is not set/);
+    expect(await count("users")).toBe(0);
+  });
+
+  test("refuses an assignee who is neither in the file nor in Warren, before writing anything", async () => {
+    const attempt = importLegacy(opts({ assignCredentialsTo: "nobody@example.com" }));
+    await expect(attempt).rejects.toBeInstanceOf(ImportUsageError);
+    await expect(importLegacy(opts({ assignCredentialsTo: "nobody@example.com" }))).rejects.toThrow(/nobody@example.com: no user with that email/);
     expect(await count("users")).toBe(0);
   });
 
@@ -63,8 +75,38 @@ describe("legacy import", () => {
     expect(await count("chat_messages")).toBe(0);
   });
 
+  test("counts that do not balance roll everything back: the table grew by more than was imported", async () => {
+    // A trigger (test-only) adds a second row per verification: imported 1, verifications +2.
+    const db = t.database.db;
+    await db.execute(sql.raw(`create function legacy_test_shadow() returns trigger language plpgsql as $$
+      begin
+        if new.id not like '%-shadow' then
+          insert into verifications (id, identifier, value, expires_at) values (new.id || '-shadow', new.identifier, new.value, new.expires_at);
+        end if;
+        return new;
+      end $$`));
+    await db.execute(sql.raw("create trigger legacy_test_shadow after insert on verifications for each row execute function legacy_test_shadow()"));
+    try {
+      const report = await importLegacy(opts());
+      expect(report.ok).toBe(false);
+      expect(report.committed).toBe(false);
+      expect(report.failure).toBeNull();
+      expect(report.verification.ok).toBe(false);
+      expect(report.verification.mismatches).toEqual(["verification: 1 rows imported but verifications gained 2"]);
+      expect(report.tables.find((x) => x.table === "verification")!.verified).toBe(false);
+      expect(await count("users")).toBe(0);
+      expect(await count("verifications")).toBe(0);
+    } finally {
+      await db.execute(sql.raw("drop trigger legacy_test_shadow on verifications"));
+      await db.execute(sql.raw("drop function legacy_test_shadow()"));
+    }
+  });
+
   test("imports every table with its quirks, verified", async () => {
+    const fileBefore = await sha256(file);
     const report = await importLegacy(opts({ logger: silent }));
+    // The legacy file is read, never written (not even a checkpoint).
+    expect(await sha256(file)).toBe(fileBefore);
     expect(report.failure).toBeNull();
     expect(report.ok).toBe(true);
     const byTable = Object.fromEntries(report.tables.map((x) => [x.table, x]));
@@ -75,7 +117,13 @@ describe("legacy import", () => {
     }
     expect(byTable.user).toMatchObject({ imported: 2 });
     expect(byTable.chat_messages).toMatchObject({ imported: 5, merged: 1, skipped: 2, skippedByReason: { orphan_session: 2 } });
-    expect(byTable.chat_messages!.malformedJson).toEqual([{ id: "m3", column: "content", problem: "malformed JSON" }]);
+    expect(byTable.chat_messages!.malformedJson).toEqual([{ id: "m3", column: "content", problem: 'malformed JSON, kept as {"$legacyText": <the original text>}' }]);
+    // Agent files whose names or extensions Warren refuses are skipped and named, not imported.
+    expect(byTable.user_opencode_files).toMatchObject({ imported: 1, skippedByReason: { orphan_user: 1, invalid: 2 } });
+    expect(byTable.user_opencode_files!.replaced.filter((r) => r.problem.endsWith("row not imported"))).toEqual([
+      { id: "file-3", column: "name", problem: '"../escape" must not contain / or \\: row not imported' },
+      { id: "file-4", column: "extension", problem: "a tool cannot be a .md file: row not imported" },
+    ]);
     expect(byTable.activity_log).toMatchObject({ imported: 3, skippedByReason: { orphan_user: 1 } });
     expect(byTable.user_opencode_config).toMatchObject({ imported: 2, skippedByReason: { orphan_user: 1 } });
     expect(byTable.sandboxes).toMatchObject({ imported: 3, skippedByReason: { orphan_user: 1 } });
@@ -90,12 +138,41 @@ describe("legacy import", () => {
     const [bob] = await queryRows<{ created_at: Date | string; email: string; name: string }>(db, sql`select created_at, email, name from users where id = ${BOB.id}`);
     expect(new Date(bob!.created_at).toISOString()).toBe("2023-11-21T13:48:14.000Z");
     expect(bob!.email).toBe("bob@example.com");
-    const [alice] = await queryRows<{ created_at: Date | string }>(db, sql`select created_at from users where id = ${ALICE.id}`);
-    expect(new Date(alice!.created_at).toISOString()).toBe("2023-01-02T03:04:05.000Z");
+    const [alice] = await queryRows<{ created_at: Date | string; updated_at: Date | string }>(db, sql`select created_at, updated_at from users where id = ${ALICE.id}`);
+    expect(iso(alice!.created_at)).toBe("2023-01-02T03:04:05.000Z"); // 'YYYY-MM-DD HH:MM:SS', no zone: UTC
+    expect(iso(alice!.updated_at)).toBe("2023-01-02T03:04:05.123Z"); // ISO with Z
+    const [ses] = await queryRows<{ created_at: string; updated_at: string; expires_at: string }>(db, sql`select created_at, updated_at, expires_at from sessions where id = 'ses-alice'`);
+    expect(iso(ses!.created_at)).toBe("2023-01-02T03:04:05.000Z"); // epoch seconds
+    expect(iso(ses!.updated_at)).toBe("2023-01-02T03:04:05.123Z"); // epoch milliseconds
+    const [ver] = await queryRows<{ expires_at: string }>(db, sql`select expires_at from verifications where id = 'ver-1'`);
+    expect(iso(ver!.expires_at)).toBe("2023-06-01T00:00:00.000Z"); // ISO with +02:00
+    // No 30 February: stored as NULL and named, not rolled over to March.
+    const [bobBox] = await queryRows<{ last_activity_at: string | null }>(db, sql`select last_activity_at from sandboxes where id = 'Bob000000001'`);
+    expect(bobBox!.last_activity_at).toBeNull();
+    expect(byTable.sandboxes!.replaced).toContainEqual({ id: "Bob000000001", column: "last_accessed_at", problem: "unparseable timestamp, stored as NULL" });
+    // 0/1 to booleans.
+    const verified = await queryRows<{ id: string; email_verified: boolean }>(db, sql`select id, email_verified from users order by id`);
+    expect(verified).toEqual([
+      { id: ALICE.id, email_verified: true },
+      { id: BOB.id, email_verified: false },
+    ]);
+    const [prefs] = await queryRows<{ in_app_notifications: boolean; system_notifications: boolean }>(db, sql`select in_app_notifications, system_notifications from user_preferences where user_id = ${ALICE.id}`);
+    expect(prefs).toEqual({ in_app_notifications: true, system_notifications: false });
     // Malformed JSON is recoverable; unicode and very long text survive; duplicates merged.
     const msgs = await queryRows<{ id: string; content: unknown; text: string }>(db, sql`select id, content, text from chat_messages order by id`);
     expect(msgs.map((m) => m.id)).toEqual(["m1", "m2", "m3", "m4", "m5"]);
     expect(msgs.find((m) => m.id === "m3")!.content).toEqual({ $legacyText: "{not json" });
+    // The operator gets the original text back with plain SQL, wherever it was kept.
+    const [recovered] = await queryRows<{ original: string }>(db, sql`select content->>'$legacyText' as original from chat_messages where id = 'm3'`);
+    expect(recovered!.original).toBe("{not json");
+    const [bobConfig] = await queryRows<{ original: string }>(db, sql`select config->>'$legacyText' as original from user_agent_config where user_id = ${BOB.id}`);
+    expect(bobConfig!.original).toBe('{"model": ');
+    // Where Warren's column cannot hold it (a list of add-on ids, of scopes), the report carries it.
+    const original = (table: string, id: string) => byTable[table]!.malformedJson.find((m) => m.id === id)?.original;
+    expect(original("sandboxes", "ZyXwVu654321")).toBe("[gui");
+    expect(original("user_preferences", BOB.id)).toBe("not json");
+    expect(original("provider_credentials", "cred-3")).toBe("read:user, repo");
+    expect(byTable.sandboxes!.malformedJsonNotKept).toBe(1);
     expect(msgs.find((m) => m.id === "m4")!.text).toBe(LONG_TEXT);
     expect(msgs.find((m) => m.id === "m1")!.text).toBe("Bonjour, 世界 🦀");
     // Secrets: no plaintext GitHub token, none in activity metadata, credential sealed by the vault.
@@ -105,8 +182,20 @@ describe("legacy import", () => {
     expect(await symmetricDecrypt({ key: ctx.secretConfig as never, data: gh!.access_token })).toBe("gho_plaintextGithubToken");
     const [act] = await queryRows<{ metadata: Record<string, unknown> }>(db, sql`select metadata from activity_log where id = '1'`);
     expect(act!.metadata).toEqual({ apiKey: "[redacted]", via: "ui" });
+    // Malformed metadata is kept as text, with the secrets it holds redacted like parsed ones.
+    const [broken] = await queryRows<{ metadata: Record<string, unknown> }>(db, sql`select metadata from activity_log where id = '2'`);
+    expect(broken!.metadata).toEqual({ $legacyText: LEGACY_BROKEN_METADATA.replace("sk-legacy-broken-secret", "[redacted]") });
     const dump = JSON.stringify(await queryRows(db, sql`select * from activity_log`));
     expect(dump).not.toContain(ANTHROPIC_KEY);
+    expect(dump).not.toContain("sk-legacy-broken-secret");
+    // The report (printed, or --json) carries no secret of the file.
+    const legacy = new Sqlite(file, { readonly: true });
+    const hashes = legacy.query<{ password: string }, []>('select password from "account" where password is not null').all().map((r) => r.password);
+    legacy.close();
+    const printed = JSON.stringify(report);
+    for (const secret of [ANTHROPIC_KEY, COPILOT_TOKEN, "gho_plaintextGithubToken", "legacy-token-alice", "legacy-token-ghost", "dc-plain", "sk-should-not-survive", "sk-legacy-broken-secret", ...hashes]) {
+      expect(printed).not.toContain(secret);
+    }
     // The operator's edit of a tier carried over; the sandbox keeps its id, arrives stopped.
     const [builder] = await queryRows<{ memory_mb: number }>(db, sql`select memory_mb from resource_tiers where id = 'builder'`);
     expect(builder!.memory_mb).toBe(6144);
@@ -137,8 +226,16 @@ describe("legacy import", () => {
     expect(body).toContain("claude-sonnet-4");
     expect(body).toContain("reviewer");
 
-    const chats = await queryRows<{ id: string; user_id: string }>(t.database.db, sql`select id, user_id from chat_sessions`);
-    expect(chats).toEqual([{ id: "0123456789abcdef0123456789abcdef", user_id: ALICE.id }]);
+    const chats = await t.request("/api/v1/chat/sessions", { token });
+    expect(chats.status).toBe(200);
+    const sessions = ((await chats.json()) as { data: Array<{ id: string; title: string }> }).data;
+    expect(sessions.map((s) => [s.id, s.title])).toEqual([["0123456789abcdef0123456789abcdef", "Première session 🦊"]]);
+    const messages = await t.request("/api/v1/chat/sessions/0123456789abcdef0123456789abcdef/messages?limit=100", { token });
+    expect(messages.status).toBe(200);
+    const page = JSON.stringify(await messages.json());
+    expect(page).toContain("Bonjour, 世界 🦀");
+    expect(page).toContain("first copy");
+    expect(page).not.toContain("second copy");
 
     const files = await workloadFilesLoader({ db: t.database.db, keyring: t.config.keyring, logger: silent, now: () => new Date() })(ALICE.id, "AbCdEf123456");
     const auth = JSON.parse(files.find((f) => f.path === AUTH_JSON_PATH)!.content);

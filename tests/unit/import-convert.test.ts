@@ -1,0 +1,122 @@
+import { describe, expect, test } from "bun:test";
+import { LEGACY_TEXT_KEY, requiredTime, toIsoTime, toJson, type Notes } from "../../src/import/convert";
+import { balance, emptyTableReport, renderText, type ImportReport } from "../../src/import/report";
+import { databaseMessage, notesFor } from "../../src/import/writer";
+
+/**
+ * The legacy file's loose values (shared/legacy-schema.md, quirks 1 and 2) and the report's
+ * wording. Every legacy time is UTC, whatever its shape; a value that is not a time is refused
+ * (and reported by the caller), never moved to a nearby instant.
+ */
+function recorder(): Notes & { log: string[] } {
+  const log: string[] = [];
+  return { log, malformedJson: (c, lost) => log.push(`json:${c}:${lost ?? ""}`), replaced: (c, why) => log.push(`${c}:${why}`) };
+}
+
+describe("legacy timestamps", () => {
+  const cases: Array<[unknown, string]> = [
+    ["2023-01-02 03:04:05", "2023-01-02T03:04:05.000Z"], // SQLite datetime('now'): UTC, no zone
+    ["2023-01-02 03:04:05.678", "2023-01-02T03:04:05.678Z"],
+    ["2023-01-02T03:04:05", "2023-01-02T03:04:05.000Z"], // ISO without a zone: UTC, not local
+    ["2023-01-02T03:04:05.123Z", "2023-01-02T03:04:05.123Z"],
+    ["2023-01-02T05:04:05+02:00", "2023-01-02T03:04:05.000Z"], // ISO with an offset
+    ["2023-01-02T05:04:05.5+0200", "2023-01-02T03:04:05.500Z"],
+    ["2023-01-01T22:04:05-05:00", "2023-01-02T03:04:05.000Z"], // the offset crosses midnight
+    ["2023-01-02 03:04:05 UTC", "2023-01-02T03:04:05.000Z"],
+    ["Mon Jan 02 2023 05:04:05 GMT+0200 (Eastern European Standard Time)", "2023-01-02T03:04:05.000Z"], // Date#toString
+    [1672628645, "2023-01-02T03:04:05.000Z"], // epoch seconds
+    [1672628645123, "2023-01-02T03:04:05.123Z"], // epoch milliseconds
+    ["1672628645", "2023-01-02T03:04:05.000Z"], // the same, as TEXT affinity stores them
+    ["1672628645123", "2023-01-02T03:04:05.123Z"],
+    ["2023-01-02", "2023-01-02T00:00:00.000Z"],
+    ["  2023-01-02 03:04:05  ", "2023-01-02T03:04:05.000Z"],
+  ];
+  for (const [value, expected] of cases) {
+    test(`${JSON.stringify(value)} is ${expected}`, () => expect(toIsoTime(value)).toBe(expected));
+  }
+
+  test("NULL and empty text are no time; garbage, impossible dates and absurd years are refused", () => {
+    expect(toIsoTime(null)).toBeNull();
+    expect(toIsoTime("")).toBeNull();
+    for (const bad of ["garbage", "2023-02-30 00:00:00", "2023-02-30", "2023-13-01T00:00:00Z", "2023-02-30T10:00:00+02:00", 1e15, 8.64e15 + 1]) {
+      expect(toIsoTime(bad)).toBeUndefined();
+    }
+  });
+
+  test("a NOT NULL time falls back, and says why", () => {
+    const notes = recorder();
+    expect(requiredTime(null, "updated_at", notes, null, "2023-01-01T00:00:00.000Z")).toBe("2023-01-01T00:00:00.000Z");
+    expect(requiredTime("2023-02-30 00:00:00", "created_at", notes, "2024-01-01T00:00:00.000Z")).toBe("2024-01-01T00:00:00.000Z");
+    expect(notes.log).toEqual(["updated_at:NULL in a NOT NULL column", "created_at:unparseable timestamp"]);
+  });
+});
+
+describe("legacy JSON", () => {
+  test("malformed text is kept whole under $legacyText, or handed to the report when the column cannot hold it", () => {
+    const notes = recorder();
+    expect(toJson('{"a":1}', "c", notes, null)).toEqual({ a: 1 });
+    expect(toJson("", "c", notes, [])).toEqual([]);
+    expect(toJson("{oops", "content", notes, [])).toEqual({ [LEGACY_TEXT_KEY]: "{oops" });
+    expect(toJson("[gui", "addon_ids", notes, [], { keep: false })).toEqual([]);
+    expect(notes.log).toEqual(["json:content:", "json:addon_ids:[gui"]);
+  });
+
+  test("the report keeps the original text of values it could not store, and says which were kept", () => {
+    const t = emptyTableReport("sandboxes", "sandboxes", 2);
+    notesFor(t, "a").malformedJson("addon_ids", "[gui");
+    notesFor(t, "b").malformedJson("content");
+    expect(t.malformedJsonCount).toBe(2);
+    expect(t.malformedJsonNotKept).toBe(1);
+    expect(t.malformedJson[0]).toMatchObject({ id: "a", column: "addon_ids", original: "[gui" });
+    expect(t.malformedJson[1]!.original).toBeUndefined();
+  });
+});
+
+describe("database errors in the report", () => {
+  test("PostgreSQL's own words, but never the failing row's values nor the driver's query text", () => {
+    const notNull = { code: "23502", message: 'null value in column "x" violates not-null constraint', detail: "Failing row contains (ses-1, legacy-token-secret, …)" };
+    expect(databaseMessage(new Error("Failed query: insert … params: [legacy-token-secret]", { cause: notNull }))).toBe(notNull.message);
+    const range = { code: "22003", message: "value out of range", detail: "Value 9 is out of range for type integer." };
+    expect(databaseMessage(range)).toBe("value out of range (Value 9 is out of range for type integer.)");
+    expect(databaseMessage(new Error("Failed query: insert … params: [legacy-token-secret]"))).toBe("the database refused the row");
+  });
+});
+
+describe("report", () => {
+  const report = (over: Partial<ImportReport> = {}): ImportReport => ({
+    source: "/x/database.sqlite",
+    engine: "pglite (mem)",
+    dryRun: false,
+    committed: false,
+    ok: false,
+    startedAt: "2024-01-01T00:00:00.000Z",
+    durationMs: 0,
+    tables: [],
+    notImported: [],
+    credentials: { assignedTo: null, imported: 0, alreadyPresent: 0 },
+    verification: { ok: true, mismatches: [] },
+    failure: null,
+    warnings: [],
+    ...over,
+  });
+
+  test("a table whose counts do not balance is a mismatch", () => {
+    const t = { ...emptyTableReport("user", "users", 3), imported: 2 };
+    expect(balance(t)).toBe("user: 3 rows in the file but 2 accounted for (imported 2, updated 0, already present 0, merged 0, skipped 0)");
+    expect(balance({ ...t, skipped: 1, skippedByReason: { orphan_user: 1 } })).toBeNull();
+    expect(balance({ ...t, skipped: 1, targetDelta: 3 })).toBe("user: 2 rows imported but users gained 3");
+  });
+
+  test("text: a failure before any table prints no empty table; lost JSON points to --json; one row is a row", () => {
+    const failed = renderText(report({ failure: { table: "provider_credentials", row: "cred-1", message: "does not decrypt" } }));
+    expect(failed).not.toContain("imported");
+    expect(failed).toContain("FAILED in provider_credentials at row cred-1: does not decrypt");
+    const t = emptyTableReport("sandboxes", "sandboxes", 1);
+    t.imported = 1;
+    t.verified = true;
+    notesFor(t, "a").malformedJson("addon_ids", "[gui");
+    const text = renderText(report({ ok: true, committed: true, tables: [t], notImported: [{ table: "projects", rows: 1, reason: "old" }] }));
+    expect(text).toContain("1 malformed JSON value(s) Warren's column cannot hold, stored empty; original text in --json (a.addon_ids)");
+    expect(text).toContain("projects (1 row): old");
+  });
+});
