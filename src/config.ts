@@ -122,6 +122,8 @@ const envSchema = z
     // instance (or the restarted one) takes the operation over once this much time has passed.
     SANDBOX_OPERATION_CLAIM_SECONDS: intInRange(2, 3_600, 60),
     SANDBOX_RECONCILE_INTERVAL_SECONDS: intInRange(1, 86_400, 30),
+    // How often each running sandbox's add-on services are probed (src/services/sandboxes/addon-health.ts).
+    SANDBOX_ADDON_HEALTH_INTERVAL_SECONDS: intInRange(1, 3_600, 15),
     // Chat sync (src/services/chat/sync-manager.ts): how often an instance looks for running
     // sandboxes to follow, how long its per-sandbox lease lasts, and the reconciliation cadence.
     CHAT_SYNC_TICK_MS: intInRange(100, 600_000, 2_000),
@@ -233,7 +235,7 @@ export type Config = {
   };
   /** A request still unanswered after this gets 503, whatever it waits for. */
   requestTimeoutMs: number;
-  sandboxes: { maxSandboxes: number; maxRunning: number; transitionTimeoutMs: number; reconcileIntervalMs: number; operationClaimMs: number };
+  sandboxes: { maxSandboxes: number; maxRunning: number; transitionTimeoutMs: number; reconcileIntervalMs: number; operationClaimMs: number; addonHealthIntervalMs: number };
   /** Chat sync from the sandboxes' agents (src/services/chat/sync-manager.ts). */
   chatSync: { tickMs: number; leaseMs: number; reconcileIntervalMs: number };
   /** Interval of the heartbeat comment on server-sent event streams. */
@@ -315,6 +317,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       transitionTimeoutMs: env.SANDBOX_TRANSITION_TIMEOUT_SECONDS * 1000,
       operationClaimMs: env.SANDBOX_OPERATION_CLAIM_SECONDS * 1000,
       reconcileIntervalMs: env.SANDBOX_RECONCILE_INTERVAL_SECONDS * 1000,
+      addonHealthIntervalMs: env.SANDBOX_ADDON_HEALTH_INTERVAL_SECONDS * 1000,
     },
     chatSync: {
       tickMs: env.CHAT_SYNC_TICK_MS,

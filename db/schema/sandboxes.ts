@@ -36,6 +36,25 @@ export type AppliedLimits = {
   notes: string[];
 };
 
+/**
+ * The last recorded health of each add-on service of a running sandbox, keyed by add-on id
+ * (src/services/sandboxes/addon-health.ts). Written only when a check changes it; emptied by
+ * every lifecycle transition, so it never describes an earlier run.
+ */
+export type AddonHealthEntry = {
+  /** starting: failed before it was ever seen healthy in this run, not yet often enough to be unhealthy. */
+  status: "starting" | "healthy" | "unhealthy";
+  /** ISO time the add-on entered this status. */
+  since: string;
+  /** ISO time of the check that recorded this entry (a check that changes nothing is not recorded). */
+  checkedAt: string;
+  /** Consecutive failed checks, counted up to the threshold that makes it unhealthy. */
+  failures: number;
+  /** The latest failure in words users may see (no address or port); null once it answers. */
+  lastError: string | null;
+};
+export type AddonHealth = Record<string, AddonHealthEntry>;
+
 export const sandboxes = pgTable(
   "sandboxes",
   {
@@ -68,6 +87,7 @@ export const sandboxes = pgTable(
     agentPort: integer("agent_port"),
     /** Per-sandbox OpenCode server password, as a vault envelope (never plaintext). */
     agentSecret: text("agent_secret"),
+    addonHealth: jsonb("addon_health").$type<AddonHealth>().notNull().default({}),
     lastActivityAt: tz("last_activity_at"),
     startedAt: tz("started_at"),
     stoppedAt: tz("stopped_at"),

@@ -5,6 +5,7 @@ import type { Logger } from "../lib/logger";
 import { startChatSync } from "../services/chat/sync-manager";
 import { startOperationWorker } from "../services/sandboxes/operation-worker";
 import { reconcile, stopIdleSandboxes } from "../services/sandboxes/reconcile";
+import { checkAddonHealth } from "../services/sandboxes/addon-health";
 import type { SandboxRuntime } from "../services/sandboxes/runtime";
 import { startJobs } from "./scheduler";
 import { startRetentionJob } from "./retention";
@@ -13,7 +14,7 @@ import { runWorkloadCleanups } from "../services/account/workload-cleanup";
 /**
  * The sandbox background work of one Warren process: the operation worker (every instance runs
  * one; SKIP LOCKED shares the queue) and the leader-elected jobs (one instance at a time): the
- * reconciler, run once at start-up and then periodically, and the idle reaper.
+ * reconciler, run once at start-up and then periodically, the idle reaper and the add-on health check.
  */
 export function startSandboxBackground(opts: {
   config: Config;
@@ -46,6 +47,9 @@ export function startSandboxBackground(opts: {
     jobs: [
       { name: "sandbox-reconciler", intervalMs: config.sandboxes.reconcileIntervalMs, run: () => reconcile(rt) },
       { name: "sandbox-idle-reaper", intervalMs: Math.min(config.sandboxes.reconcileIntervalMs, 60_000), run: () => stopIdleSandboxes(rt) },
+      // Its own job, not part of the reconciler: a shorter interval, and slow probes (bounded, 2 s
+      // each) never delay settling stuck transitions.
+      { name: "sandbox-addon-health", intervalMs: config.sandboxes.addonHealthIntervalMs, run: () => checkAddonHealth(rt) },
       // Workloads of deleted accounts: retried until removed (rows are claimed, so any instance may run it).
       { name: "workload-cleanups", intervalMs: 30_000, run: () => runWorkloadCleanups(rt) },
     ],

@@ -61,7 +61,7 @@ export async function planServices(addons: AddonSpec[], allocate: () => Promise<
       id: addon.id,
       port,
       command: addon.service.command.replaceAll("{port}", String(port)),
-      readinessPath: addon.service.readinessPath.startsWith("/") ? addon.service.readinessPath : `/${addon.service.readinessPath}`,
+      readinessPath: readinessPathOf(addon.service.readinessPath),
     });
   }
   return planned;
@@ -113,6 +113,36 @@ export function superviseArgs(services: PlannedService[], agent: string[]): stri
   return ["-c", SUPERVISE_SCRIPT, "warren-supervise", ...services.flatMap((s) => [s.id, String(s.port), s.command]), "--", ...agent];
 }
 
+/** A service's readiness path as the catalogue gives it, with the leading slash it may lack. */
+export const readinessPathOf = (path: string) => (path.startsWith("/") ? path : `/${path}`);
+
+/** How long one readiness probe may take: at start (waitForServices) and in the health check. */
+export const PROBE_TIMEOUT_MS = 2_000;
+
+export type ProbeResult = { up: true } | { up: false; failure: "timeout" | "unreachable" | "status"; status: number | null };
+
+/**
+ * One GET of a service's readiness path. Up means it answered with any status below 500: a
+ * redirect or a 401 login page is a service that runs; a 5xx or no answer is one that does not.
+ */
+export async function probeService(baseUrl: string, readinessPath: string, timeoutMs = PROBE_TIMEOUT_MS): Promise<ProbeResult> {
+  try {
+    const res = await fetch(`${baseUrl}${readinessPath}`, { signal: AbortSignal.timeout(timeoutMs), redirect: "manual" });
+    await res.arrayBuffer();
+    return res.status < 500 ? { up: true } : { up: false, failure: "status", status: res.status };
+  } catch (err) {
+    const timedOut = err instanceof Error && (err.name === "TimeoutError" || err.name === "AbortError");
+    return { up: false, failure: timedOut ? "timeout" : "unreachable", status: null };
+  }
+}
+
+/** A probe failure in words users may see: the path, never the address or port. */
+export function describeProbeFailure(result: Extract<ProbeResult, { up: false }>, readinessPath: string, timeoutMs = PROBE_TIMEOUT_MS): string {
+  if (result.failure === "status") return `GET ${readinessPath} answered HTTP ${result.status}`;
+  if (result.failure === "timeout") return `did not answer GET ${readinessPath} within ${timeoutMs / 1000} s`;
+  return `refused or dropped the connection on GET ${readinessPath}`;
+}
+
 /**
  * Resolves once every service answers GET readinessPath (any status below 500) on its port;
  * returns the first service that did not within the timeout, or null when all are up.
@@ -122,13 +152,8 @@ export async function waitForServices(services: PlannedService[], timeoutMs: num
   for (const service of services) {
     let up = false;
     while (!up && Date.now() < deadline && stillStarting()) {
-      try {
-        const res = await fetch(`http://127.0.0.1:${service.port}${service.readinessPath}`, { signal: AbortSignal.timeout(2_000), redirect: "manual" });
-        await res.arrayBuffer();
-        up = res.status < 500;
-      } catch {
-        // Not listening yet.
-      }
+      // Not listening yet, or not ready: probed again shortly.
+      up = (await probeService(`http://127.0.0.1:${service.port}`, service.readinessPath)).up;
       if (!up) await Bun.sleep(100);
     }
     if (!up) return service;

@@ -81,7 +81,16 @@ export const Sandbox = z
           id: z.string(),
           kind: z.enum(["service", "tools"]).openapi({ description: "service: runs a server reached through endpoint; tools: command-line tools only" }),
           endpoint: z.string().nullable().openapi({ description: "Warren's authenticated proxy to the add-on's service (null for tools)", example: "/api/v1/sandboxes/sbx_01jd3k7x9q8m2v5n4b6c1t0rzy/addons/code-server/" }),
-          status: z.enum(["running", "stopped"]),
+          status: z.enum(["starting", "running", "unhealthy", "stopped"]).openapi({
+            description:
+              "stopped: the sandbox is not running. For a service, while the sandbox runs: starting (not yet seen answering since the sandbox started), running (answers its health check), unhealthy (its last checks failed; see message). Warren checks each service every SANDBOX_ADDON_HEALTH_INTERVAL_SECONDS (default 15 s) and calls it unhealthy after 2 failed checks in a row. A tools add-on is running whenever the sandbox is.",
+          }),
+          healthCheckedAt: z.string().datetime().nullable().openapi({
+            description: "When a health check recorded the service's current status and message (a check with the same result is not recorded again); null for tools, a stopped sandbox, or a service not checked yet",
+          }),
+          message: z.string().nullable().openapi({
+            description: "Why the service is unhealthy, e.g. \"did not answer GET /healthz within 2 s\" or \"GET /healthz answered HTTP 503\"; null otherwise",
+          }),
         }),
       )
       .openapi({ description: "The sandbox's add-ons and where to reach their services" }),

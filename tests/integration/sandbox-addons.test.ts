@@ -3,8 +3,11 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Server } from "bun";
-import { containerAddons } from "../../db/schema";
+import { eq, sql } from "drizzle-orm";
+import { containerAddons, sandboxes } from "../../db/schema";
+import { queryRows } from "../../src/database/client";
 import { pidsOfUid } from "../../src/orchestrator/processes";
+import { checkAddonHealth } from "../../src/services/sandboxes/addon-health";
 import { proxyWebSocket } from "../../src/routes/upstream-proxy";
 import { json, signUp, type TestUser } from "../helpers/app";
 import { expectError } from "../helpers/expect";
@@ -31,6 +34,8 @@ const STANDIN = `
 import { existsSync } from "node:fs";
 import { hostname } from "node:os";
 const port = Number(process.argv[2]);
+// What /health does, switched through the proxy: ok, fail (503) or hang (never answers).
+let health = "ok";
 Bun.serve({
   hostname: "127.0.0.1",
   port,
@@ -39,7 +44,15 @@ Bun.serve({
     if (req.headers.get("upgrade")?.toLowerCase() === "websocket") {
       return srv.upgrade(req, { data: null }) ? undefined : new Response("bad upgrade", { status: 400 });
     }
-    if (url.pathname === "/health") return new Response("ok");
+    if (url.pathname === "/health") {
+      if (health === "fail") return new Response("not ready", { status: 503 });
+      if (health === "hang") return new Promise((resolve) => setTimeout(() => resolve(new Response("late")), 60_000));
+      return new Response("ok");
+    }
+    if (url.pathname.startsWith("/health-mode/")) {
+      health = url.pathname.slice("/health-mode/".length);
+      return new Response(health);
+    }
     if (url.pathname === "/pid") return new Response(String(process.pid));
     if (url.pathname === "/crash") {
       setTimeout(() => process.exit(3), 20);
@@ -162,12 +175,12 @@ describe("add-on services", () => {
     const other = await signUp(app());
     const s = await createWith(owner, [ADDON]);
     const endpoint = `/api/v1/sandboxes/${s.id}/addons/${ADDON}/`;
-    expect(s.addons).toEqual([{ id: ADDON, kind: "service", endpoint, status: "stopped" }]);
+    expect(s.addons).toEqual([{ id: ADDON, kind: "service", endpoint, status: "stopped", healthCheckedAt: null, message: null }]);
     await expectError(await app().request(`${endpoint}whoami`, { token: owner.token }), 409, "INVALID_STATE");
 
     expect((await app().request(`/api/v1/sandboxes/${s.id}/start`, { method: "POST", token: owner.token })).status).toBe(202);
     const running = await waitFor(owner, s.id, "running");
-    expect(running.addons).toEqual([{ id: ADDON, kind: "service", endpoint, status: "running" }]);
+    expect(running.addons).toEqual([{ id: ADDON, kind: "service", endpoint, status: "running", healthCheckedAt: running.startedAt, message: null }]);
     // The list view agrees with the single view.
     const list = await json(await app().request("/api/v1/sandboxes", { token: owner.token }));
     expect(list.data.find((x: { id: string }) => x.id === s.id).addons).toEqual(running.addons);
@@ -255,7 +268,7 @@ describe("add-on services", () => {
   test("a sandbox whose add-on needs something missing on the host is refused with 503 naming it", async () => {
     const u = await signUp(app());
     const s = await createWith(u, [MISSING]);
-    expect(s.addons).toEqual([{ id: MISSING, kind: "tools", endpoint: null, status: "stopped" }]);
+    expect(s.addons).toEqual([{ id: MISSING, kind: "tools", endpoint: null, status: "stopped", healthCheckedAt: null, message: null }]);
     const error = await expectError(await app().request(`/api/v1/sandboxes/${s.id}/start`, { method: "POST", token: u.token }), 503, "SERVICE_UNAVAILABLE");
     expect(error.message).toContain("warren-standin-package");
     expect(error.details.addons).toEqual([
@@ -266,5 +279,106 @@ describe("add-on services", () => {
     expect((await app().driver.inspect(s.id)).state).toBe("missing");
     // A tools-only add-on has no service to proxy to.
     await expectError(await app().request(`/api/v1/sandboxes/${s.id}/addons/${MISSING}/`, { token: u.token }), 404, "NOT_FOUND");
+  });
+
+  test("a service's status follows its health checks: running, unhealthy with the reason, running again, stopped", async () => {
+    const owner = await signUp(app());
+    const s = await createWith(owner, [ADDON]);
+    const endpoint = `/api/v1/sandboxes/${s.id}/addons/${ADDON}/`;
+    const view = async () => json(await app().request(`/api/v1/sandboxes/${s.id}`, { token: owner.token }));
+    const addon = async () => (await view()).addons[0];
+    // xmin changes with every write of the row, whatever the write sets.
+    const stamp = async () => {
+      const [r] = await queryRows<{ xmin: string; updated_at: unknown }>(app().database.db, sql`select xmin::text as xmin, updated_at from sandboxes where id = ${s.id}`);
+      return r!;
+    };
+    const check = async (at: number) => {
+      app().clock.offsetMs = at;
+      try {
+        return await checkAddonHealth(app().rt);
+      } finally {
+        app().clock.offsetMs = 0;
+      }
+    };
+    const setHealth = async (mode: string) => expect(await (await app().request(`${endpoint}health-mode/${mode}`, { token: owner.token })).text()).toBe(mode);
+
+    expect((await app().request(`/api/v1/sandboxes/${s.id}/start`, { method: "POST", token: owner.token })).status).toBe(202);
+    const started = await waitFor(owner, s.id, "running");
+    // The driver's start waited for the service to answer: running from the first view.
+    expect(started.addons[0]).toMatchObject({ status: "running", healthCheckedAt: started.startedAt, message: null });
+
+    // A check that finds nothing new writes nothing: not the row, not updated_at.
+    const before = await stamp();
+    const quiet = await check(1_000);
+    expect(quiet.checked).toBeGreaterThanOrEqual(1);
+    expect(quiet.changed).not.toContain(s.id);
+    expect(await stamp()).toEqual(before);
+    expect((await view()).updatedAt).toBe(started.updatedAt);
+
+    // The service answers 503: one failed check is not enough (no flapping)…
+    await setHealth("fail");
+    expect((await check(2_000)).changed).toContain(s.id);
+    expect((await stamp()).xmin).not.toBe(before.xmin); // (the failure count was written: the stamp sees writes)
+    expect(await addon()).toMatchObject({ status: "running", message: null });
+    // …two in a row are: unhealthy, with when and why, and updated_at still what the user changed.
+    const t0 = Date.now();
+    await check(3_000);
+    const t1 = Date.now();
+    const unhealthy = await view();
+    expect(unhealthy.addons[0]).toEqual({ id: ADDON, kind: "service", endpoint, status: "unhealthy", healthCheckedAt: expect.any(String), message: "GET /health answered HTTP 503" });
+    // The time of the check that found it unhealthy (on the runtime's clock, moved 3 s ahead).
+    const checkedAt = Date.parse(unhealthy.addons[0].healthCheckedAt);
+    expect(checkedAt).toBeGreaterThanOrEqual(t0 + 3_000);
+    expect(checkedAt).toBeLessThanOrEqual(t1 + 3_000);
+    expect(unhealthy.updatedAt).toBe(started.updatedAt);
+    expect(unhealthy.status).toBe("running");
+    // The list says the same as the single view, and neither shows an address or a port.
+    const list = await json(await app().request("/api/v1/sandboxes", { token: owner.token }));
+    expect(list.data.find((x: { id: string }) => x.id === s.id).addons).toEqual(unhealthy.addons);
+    expect(JSON.stringify(unhealthy)).not.toContain("127.0.0.1");
+    // Still failing the same way: nothing to record.
+    const steady = await stamp();
+    expect((await check(4_000)).changed).not.toContain(s.id);
+    expect(await stamp()).toEqual(steady);
+
+    // No answer at all (the probe's 2 s limit): still unhealthy, the reason now says so.
+    await setHealth("hang");
+    expect((await check(5_000)).changed).toContain(s.id);
+    expect(await addon()).toMatchObject({ status: "unhealthy", message: "did not answer GET /health within 2 s" });
+
+    // It answers again: running at the next check.
+    await setHealth("ok");
+    await check(6_000);
+    expect(await addon()).toMatchObject({ status: "running", message: null });
+
+    // A sandbox settled to running without a checked start (the reconciler's way) is starting
+    // until a check has seen the service answer.
+    await app().database.db.update(sandboxes).set({ addonHealth: {} }).where(eq(sandboxes.id, s.id));
+    expect(await addon()).toMatchObject({ status: "starting", healthCheckedAt: null, message: null });
+    await check(7_000);
+    expect(await addon()).toMatchObject({ status: "running", message: null });
+
+    // A transition between a check's read and its write (here a restart, as the operation worker
+    // records it) wins: a check never writes what it saw onto a newer run.
+    await setHealth("fail");
+    const driver = app().rt.driver;
+    const racing = Object.create(driver);
+    racing.inspect = async (id: string) => {
+      const info = await driver.inspect(id);
+      await app().database.db.update(sandboxes).set({ version: sql`${sandboxes.version} + 1`, addonHealth: {} }).where(eq(sandboxes.id, id));
+      return info;
+    };
+    expect((await checkAddonHealth({ ...app().rt, driver: racing })).skipped).toContain(s.id);
+    expect(await addon()).toMatchObject({ status: "starting", healthCheckedAt: null });
+    await setHealth("ok");
+    await check(8_000);
+    expect(await addon()).toMatchObject({ status: "running", message: null });
+
+    // Stopped: stopped, and the next run starts from a clean slate.
+    expect((await app().request(`/api/v1/sandboxes/${s.id}/stop`, { method: "POST", token: owner.token })).status).toBe(202);
+    const stopped = await waitFor(owner, s.id, "stopped");
+    expect(stopped.addons[0]).toEqual({ id: ADDON, kind: "service", endpoint, status: "stopped", healthCheckedAt: null, message: null });
+    expect((await app().database.db.select({ h: sandboxes.addonHealth }).from(sandboxes).where(eq(sandboxes.id, s.id)))[0]!.h).toEqual({});
+    expect((await check(9_000)).changed).not.toContain(s.id);
   });
 });

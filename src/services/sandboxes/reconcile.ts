@@ -116,7 +116,8 @@ async function setStatus(
   await rt.db.transaction(async (tx) => {
     const [updated] = await tx
       .update(sandboxes)
-      .set({ ...to, transitionStartedAt: null, version: sql`${sandboxes.version} + 1` })
+      // Health describes one run: a sandbox settled to running is "starting" until checked.
+      .set({ ...to, transitionStartedAt: null, version: sql`${sandboxes.version} + 1`, addonHealth: {} })
       .where(and(eq(sandboxes.id, row.id), eq(sandboxes.status, from)))
       .returning({ id: sandboxes.id });
     if (updated) {

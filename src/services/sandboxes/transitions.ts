@@ -94,6 +94,8 @@ export async function requestTransition(
         errorMessage: action === "start" || action === "restart" ? null : sql`${sandboxes.errorMessage}`,
         transitionStartedAt: now,
         version: sql`${sandboxes.version} + 1`,
+        // Health describes one run of the workload; this one is ending or not begun.
+        addonHealth: {},
         updatedAt: now,
       })
       .where(and(eq(sandboxes.id, sandboxId), inArray(sandboxes.status, rule.from)))

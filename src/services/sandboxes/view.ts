@@ -12,17 +12,29 @@ export function expiresAt(row: SandboxRow): Date | null {
   return new Date(last.getTime() + row.idleTimeoutMinutes * 60_000);
 }
 
+export type AddonStatus = "starting" | "running" | "unhealthy" | "stopped";
+
 /**
  * The sandbox's add-ons as users reach them: a service add-on through Warren's authenticated
- * proxy (never a raw port), a tools-only one has no endpoint.
+ * proxy (never a raw port), a tools-only one has no endpoint. A service's status is its recorded
+ * health (addon-health.ts) while the sandbox runs: starting until a check has seen it answer,
+ * running while it answers, unhealthy after repeated failed checks, with the failure in words.
  */
-export function addonsView(row: Pick<SandboxRow, "id" | "status">, addons: ReadonlyArray<readonly [id: string, service: boolean]>) {
-  return addons.map(([id, service]) => ({
-    id,
-    kind: service ? ("service" as const) : ("tools" as const),
-    endpoint: service ? `/api/v1/sandboxes/${row.id}/addons/${id}/` : null,
-    status: row.status === "running" ? ("running" as const) : ("stopped" as const),
-  }));
+export function addonsView(row: Pick<SandboxRow, "id" | "status" | "addonHealth">, addons: ReadonlyArray<readonly [id: string, service: boolean]>) {
+  return addons.map(([id, service]) => {
+    // hasOwn: catalogue ids are the operator's, and "constructor" must not read Object's.
+    const health = service && row.status === "running" && Object.hasOwn(row.addonHealth, id) ? row.addonHealth[id] : undefined;
+    let status: AddonStatus = row.status === "running" ? "running" : "stopped";
+    if (service && row.status === "running") status = health?.status === "healthy" ? "running" : health?.status === "unhealthy" ? "unhealthy" : "starting";
+    return {
+      id,
+      kind: service ? ("service" as const) : ("tools" as const),
+      endpoint: service ? `/api/v1/sandboxes/${row.id}/addons/${id}/` : null,
+      status,
+      healthCheckedAt: health?.checkedAt ?? null,
+      message: status === "unhealthy" ? (health?.lastError ?? null) : null,
+    };
+  });
 }
 
 /**

@@ -8,6 +8,7 @@ import { queryRows, ts, type Executor } from "../../database/client";
 import { isDatabaseUnavailable } from "../../errors";
 import type { AddonSpec, WorkloadInfo, WorkloadSpec } from "../../orchestrator/driver";
 import { recordActivity } from "../activity/record";
+import { healthyAtStart } from "./addon-health";
 import type { SandboxRuntime } from "./runtime";
 import type { SandboxRow } from "./view";
 
@@ -126,11 +127,14 @@ async function settle(rt: SandboxRuntime, op: Operation, row: SandboxRow, outcom
               lastActivityAt: now,
               transitionStartedAt: null,
               version: sql`${sandboxes.version} + 1`,
+              // start() resolved only once every service answered its readiness path.
+              addonHealth: healthyAtStart(Object.keys(info?.addonUrls ?? {}), now),
             }
           : {
               status: "stopped",
               statusReason: op.reason ?? "user",
               agentSecret: null,
+              addonHealth: {},
               stoppedAt: now,
               transitionStartedAt: null,
               version: sql`${sandboxes.version} + 1`,
@@ -179,6 +183,7 @@ async function fail(rt: SandboxRuntime, op: Operation, row: SandboxRow, error: u
         errorMessage: message.slice(0, 2000),
         transitionStartedAt: null,
         version: sql`${sandboxes.version} + 1`,
+        addonHealth: {},
       })
       .where(and(eq(sandboxes.id, row.id), inArray(sandboxes.status, ["starting", "stopping"])));
     await tx

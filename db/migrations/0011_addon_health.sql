@@ -1,0 +1,1 @@
+ALTER TABLE "sandboxes" ADD COLUMN "addon_health" jsonb DEFAULT '{}'::jsonb NOT NULL;
