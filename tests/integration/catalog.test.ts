@@ -1,4 +1,6 @@
 import { describe, expect, test } from "bun:test";
+import { eq } from "drizzle-orm";
+import { containerAddons } from "../../db/schema";
 import { json, useTestApp } from "../helpers/app";
 import { expectError } from "../helpers/expect";
 import { securitySuite } from "../helpers/security";
@@ -41,6 +43,14 @@ describe("catalog", () => {
     expect(gpu).toMatchObject({ category: "compute", requiresGpu: true, priceMonthly: 20 });
     const gui = await json(await app().request("/api/v1/addons/gui", { token: u.token }));
     expect(gui).toMatchObject({ category: "interface", port: 6080 });
+  });
+
+  test("the gui add-on's X server has no abstract socket, which every local sandbox could open (migration 0012)", async () => {
+    const [row] = await app().database.db.select({ service: containerAddons.service }).from(containerAddons).where(eq(containerAddons.id, "gui"));
+    const command = (row!.service as { command: string }).command;
+    // Only the filesystem socket in the sandbox's private /tmp is left, which x11vnc connects to.
+    expect(command).toContain("Xvfb :$d -screen 0 1280x800x24 -nolisten tcp -nolisten local &");
+    expect(command).toContain("x11vnc -display :$d -unixsock /tmp/warren-vnc.sock");
   });
 
   test("an unknown id is 404", async () => {
