@@ -43,6 +43,16 @@ const origin = z.string().transform((value, ctx) => {
   return url.origin;
 });
 
+/** A TCP/UDP port given in a list: "11434", not "0" or "ollama". */
+const port = z.string().transform((value, ctx) => {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < 1 || n > 65535) {
+    ctx.addIssue({ code: "custom", message: `"${value}" is not a port number (1-65535)` });
+    return z.NEVER;
+  }
+  return n;
+});
+
 const envSchema = z
   .object({
     NODE_ENV: z.preprocess(emptyToUndefined, z.enum(["development", "production", "test"]).default("development")),
@@ -112,6 +122,23 @@ const envSchema = z
     SANDBOX_OPEN_FILES_LIMIT: intInRange(64, 1_048_576, 4_096),
     // The local driver keeps each workload's output under this size.
     SANDBOX_LOG_MAX_BYTES: intInRange(4_096, 1_073_741_824, 5 * 1024 * 1024),
+    // Local driver: nftables rules keep each sandbox's uid off other uids' loopback listeners
+    // (src/orchestrator/loopback-guard.ts). "off" is an explicit, reported opt-out, never a fallback.
+    SANDBOX_LOOPBACK_GUARD: z.preprocess(
+      (v) => (typeof v === "string" ? emptyToUndefined(v.toLowerCase()) : v),
+      z.enum(["on", "off"], { error: 'must be "on" or "off"' }).default("on"),
+    ),
+    // Loopback ports every sandbox may still reach, comma separated (a model server next to Warren).
+    SANDBOX_LOOPBACK_ALLOW_PORTS: z.preprocess(
+      (v) =>
+        typeof v === "string"
+          ? v
+              .split(",")
+              .map((s) => s.trim())
+              .filter(Boolean)
+          : [],
+      z.array(port),
+    ),
     // ---- end orchestrator ----
     REQUEST_TIMEOUT_MS: intInRange(100, 600_000, 30_000),
     // Sandbox quotas and the lifecycle's background work.
@@ -232,6 +259,8 @@ export type Config = {
     uidBase: number;
     openFilesLimit: number;
     logMaxBytes: number;
+    /** Local driver's loopback guard; allowPorts are the operator's own (Warren's port is added by createDriver). */
+    loopbackGuard: { enabled: boolean; allowPorts: number[] };
   };
   /** A request still unanswered after this gets 503, whatever it waits for. */
   requestTimeoutMs: number;
@@ -309,6 +338,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       uidBase: env.SANDBOX_UID_BASE,
       openFilesLimit: env.SANDBOX_OPEN_FILES_LIMIT,
       logMaxBytes: env.SANDBOX_LOG_MAX_BYTES,
+      loopbackGuard: { enabled: env.SANDBOX_LOOPBACK_GUARD === "on", allowPorts: env.SANDBOX_LOOPBACK_ALLOW_PORTS },
     },
     requestTimeoutMs: env.REQUEST_TIMEOUT_MS,
     sandboxes: {

@@ -79,7 +79,8 @@ export type WorkloadInfo = {
   addonUrls?: Record<string, string>;
 };
 
-export type Availability = { available: true } | { available: false; reason: string; install: string };
+/** notes: what an operator should know about a working driver (an isolation measure turned off, say). */
+export type Availability = { available: true; notes?: string[] } | { available: false; reason: string; install: string };
 
 export interface OrchestratorDriver {
   readonly name: DriverName;

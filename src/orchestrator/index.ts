@@ -28,6 +28,15 @@ export function createDriver(config: Config, logger: Logger): OrchestratorDriver
     uidBase: o.uidBase,
     openFilesLimit: o.openFilesLimit,
     logMaxBytes: o.logMaxBytes,
+    loopbackGuard: o.loopbackGuard.enabled,
+    // Sandboxes reach Warren itself (the knowledge MCP server) on its port and at SANDBOX_API_URL.
+    loopbackAllowPorts: [...o.loopbackGuard.allowPorts, ...warrenPorts(config)],
     logger: log,
   });
+}
+
+function warrenPorts(config: Config): number[] {
+  const api = new URL(config.mcp.sandboxApiUrl);
+  const apiPort = Number(api.port || (api.protocol === "https:" ? 443 : 80));
+  return [config.port, apiPort].filter((p) => p > 0 && p <= 65535);
 }

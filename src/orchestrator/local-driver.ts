@@ -8,6 +8,7 @@ import { cgroupPids, removeCgroup, setupCgroup } from "./cgroups";
 import { addonUrls, hostAddonAvailability, planServices, superviseArgs, toolPaths, waitForServices, type PlannedService } from "./addons";
 import { AddonUnavailableError, DriverUnavailableError, type AddonAvailability, type AddonSpec, type Availability, type OrchestratorDriver, type WorkloadFile, type WorkloadInfo, type WorkloadSpec, type WriteOptions } from "./driver";
 import { LocalStore, type LocalState } from "./local-store";
+import { dropGuardTable, LoopbackGuard } from "./loopback-guard";
 import { assertSandboxId, resolveOpencodeBinary, validateFiles, sandboxEnv, SANDBOX_HOME, SANDBOX_WORKSPACE, waitForAgent } from "./opencode";
 import { descendantPidNamespace, freeLoopbackPort, isOurProcess, pidNamespace, pidsOfUid, processStartTime, signal, waitUntil } from "./processes";
 
@@ -20,9 +21,18 @@ export { agentAuthHeader } from "./opencode";
  * /home, /root, /tmp, /var/tmp, /run, Warren's data directory and working directory hidden behind
  * empty tmpfs mounts; its own home and workspace; no capabilities; a host uid of its own (so one
  * sandbox cannot signal or read another's files, and RLIMIT_NPROC counts only its processes).
- * What it does NOT give: a network namespace. The network is the host's, because the agent must
- * be reachable on 127.0.0.1, so a workload can reach every host and loopback service (including
- * other sandboxes' agent ports, which are password protected) and world-readable host files.
+ *
+ * Network: the host's (no network namespace), because Warren reaches the agent and the add-ons on
+ * 127.0.0.1 ports. Loopback is guarded by nftables rules keyed by the sandbox's uid
+ * (loopback-guard.ts): to any local address (127.0.0.0/8, ::1, the host's own addresses) a
+ * sandbox may only open TCP connections to listeners of its own uid (its agent, add-ons, a dev
+ * server it runs), DNS on port 53, Warren's own port and SANDBOX_LOOPBACK_ALLOW_PORTS; other
+ * sandboxes' add-ons (code-server --auth none) and host services (PostgreSQL) are refused.
+ * SANDBOX_LOOPBACK_GUARD=off drops the guard, said in availability() notes and at start.
+ * What it does NOT give: outbound traffic to the internet and to other hosts is open (by design:
+ * the agent must reach AI providers); abstract unix sockets are the host's, and nftables does not
+ * see unix sockets (the gui add-on's X server listens on none: migration 0012); world-readable
+ * host files stay readable.
  */
 
 export type LocalDriverOptions = {
@@ -32,11 +42,18 @@ export type LocalDriverOptions = {
   uidBase: number;
   openFilesLimit: number;
   logMaxBytes: number;
+  /** nftables rules that keep sandboxes off each other's loopback listeners (default on). */
+  loopbackGuard?: boolean;
+  /** Loopback ports every sandbox may reach (Warren's own, a local model server). */
+  loopbackAllowPorts?: number[];
   logger: Logger;
 };
 
 const SCRATCH = ["/tmp", "/var/tmp"];
 const INSTALL = "apt-get install -y bubblewrap util-linux && bun install";
+const INSTALL_NFT = "apt-get install -y nftables";
+const GUARD_OFF_NOTE =
+  "loopback guard off (SANDBOX_LOOPBACK_GUARD=off): every sandbox can connect to every loopback port of this host, including other sandboxes' add-ons (code-server without a password) and local databases";
 
 // Constant scripts: every value reaches them as an argument, never spliced into the code.
 // The launcher joins the sandbox's cgroups before starting bwrap, so no child is ever born outside
@@ -52,10 +69,38 @@ export class LocalDriver implements OrchestratorDriver {
   readonly name = "local" as const;
   private readonly store: LocalStore;
   private readonly dataDir: string;
+  private readonly guard: LoopbackGuard | null;
+  private guardOffCleared = false;
 
   constructor(private readonly options: LocalDriverOptions) {
     this.dataDir = resolve(options.dataDir);
     this.store = new LocalStore(resolve(this.dataDir, "sandboxes"));
+    const guarded = options.loopbackGuard ?? true;
+    this.guard = guarded
+      ? new LoopbackGuard(
+          { dataDir: this.dataDir, allowPorts: options.loopbackAllowPorts ?? [], logger: options.logger },
+          () => this.runningUids(),
+        )
+      : null;
+    if (!guarded) options.logger.warn(GUARD_OFF_NOTE);
+  }
+
+  /** Uids of this data directory's sandboxes whose processes run now (the guard's members). */
+  private runningUids(): number[] {
+    return this.store.ids().flatMap((id) => {
+      const s = this.store.read(id);
+      return s && s.pid !== null && s.pidStartTime !== null && isOurProcess(s.pid, s.pidStartTime) ? [s.uid] : [];
+    });
+  }
+
+  /** After a restart the guard's table is rebuilt on first look at the sandboxes, not only on a start. */
+  private async restoreGuard(): Promise<void> {
+    if (!this.guard) return;
+    try {
+      await this.guard.restore();
+    } catch (err) {
+      this.options.logger.error({ err }, "loopback guard: could not restore the table");
+    }
   }
 
   async availability(): Promise<Availability> {
@@ -68,6 +113,9 @@ export class LocalDriver implements OrchestratorDriver {
     }
     const bin = resolveOpencodeBinary(this.options.opencodeBin);
     if ("problem" in bin) return { available: false, reason: bin.problem, install: "bun install" };
+    if (!this.guard) return { available: true, notes: [GUARD_OFF_NOTE] };
+    const guard = await this.guard.check();
+    if (!guard.ok) return { available: false, reason: guard.reason, install: INSTALL_NFT };
     return { available: true };
   }
 
@@ -123,6 +171,13 @@ export class LocalDriver implements OrchestratorDriver {
     const previous = this.store.read(id);
     mkdirSync(this.store.dir(id), { recursive: true, mode: 0o700 });
     const uid = previous?.uid ?? this.store.claimUid(this.options.uidBase, uidInUse);
+    // Before anything runs as the uid: from now on it may reach its own loopback listeners only.
+    if (this.guard) await this.guard.admit(uid);
+    else if (!this.guardOffCleared) {
+      // Turned off: a table left from a guarded run would keep refusing this data directory's sandboxes.
+      await dropGuardTable(this.dataDir, this.options.logger);
+      this.guardOffCleared = true;
+    }
     for (const dir of [this.store.home(id), this.store.workspace(id)]) {
       mkdirSync(dir, { recursive: true, mode: 0o700 });
       chownSync(dir, uid, uid);
@@ -271,6 +326,8 @@ export class LocalDriver implements OrchestratorDriver {
       if (!(await waitUntil(gone, 5_000))) throw new Error(`sandbox ${sandboxId}: processes survived SIGKILL: ${leftovers().join(", ")}`);
     }
     await removeCgroup(sandboxId);
+    // Only now that none of its processes is left: its uid keeps no loopback permission.
+    await this.guard?.release(state.uid);
     const latest = this.store.read(sandboxId) ?? state;
     if (latest.pid !== null) this.store.write({ ...latest, pid: null, pidStartTime: null, pidNs: null, addonPorts: null });
   }
@@ -280,12 +337,14 @@ export class LocalDriver implements OrchestratorDriver {
     await this.stopNow(sandboxId, { timeoutMs: 5_000 });
     this.store.removeDir(sandboxId);
     if (state) this.store.releaseUid(state.uid);
+    if (this.store.ids().length === 0) await this.guard?.drop();
   }
 
   async inspect(sandboxId: string): Promise<WorkloadInfo> {
     assertSandboxId(sandboxId);
     const state = this.store.read(sandboxId);
     if (!state) return { sandboxId, state: "missing", workloadId: null, agentUrl: null, image: null, appliedLimits: null, startedAt: null, exitCode: null };
+    await this.restoreGuard();
     this.store.boundLog(sandboxId, this.options.logMaxBytes);
     return this.info(sandboxId, state);
   }

@@ -11,6 +11,7 @@ export const OrchestratorStatus = z
     available: z.boolean(),
     reason: z.string().nullable().openapi({ description: "Why sandboxes cannot start here" }),
     install: z.string().nullable().openapi({ description: "What an operator must install" }),
+    notes: z.array(z.string()).openapi({ description: "What an operator should know about a working driver (an isolation measure turned off)" }),
   })
   .openapi("OrchestratorStatus");
 
@@ -30,8 +31,8 @@ const OrchestratorReport = OrchestratorStatus.extend({
 export async function orchestratorStatus(driver: OrchestratorDriver) {
   const a = await driver.availability();
   return a.available
-    ? { driver: driver.name, available: true, reason: null, install: null }
-    : { driver: driver.name, available: false, reason: a.reason, install: a.install };
+    ? { driver: driver.name, available: true, reason: null, install: null, notes: a.notes ?? [] }
+    : { driver: driver.name, available: false, reason: a.reason, install: a.install, notes: [] };
 }
 
 /** Every enabled add-on of the catalogue, checked by the driver (host binaries and paths). */

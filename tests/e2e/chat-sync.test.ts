@@ -20,7 +20,9 @@ let port: number;
 const SYNC_ENV = { CHAT_SYNC_TICK_MS: "300", CHAT_SYNC_LEASE_MS: "3000", CHAT_RECONCILE_INTERVAL_SECONDS: "2" };
 
 function start() {
-  return startServer({ storage, port, env: { ...SYNC_ENV, ...(storage.env.DATA_DIR ? {} : { DATA_DIR: dataDir }) } });
+  // The stand-in model listens on host loopback: allow-listed, or the loopback guard refuses it to sandboxes.
+  const allow = { SANDBOX_LOOPBACK_ALLOW_PORTS: new URL(standin.baseUrl).port };
+  return startServer({ storage, port, env: { ...SYNC_ENV, ...allow, ...(storage.env.DATA_DIR ? {} : { DATA_DIR: dataDir }) } });
 }
 
 beforeAll(async () => {

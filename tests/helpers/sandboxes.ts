@@ -2,7 +2,7 @@ import { afterAll, beforeAll } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { LocalDriver } from "../../src/orchestrator/local-driver";
+import { LocalDriver, type LocalDriverOptions } from "../../src/orchestrator/local-driver";
 import { startOperationWorker, type OperationWorker } from "../../src/services/sandboxes/operation-worker";
 import type { SandboxRuntime } from "../../src/services/sandboxes/runtime";
 import { buildSandboxRuntime } from "../../src/services/sandboxes/setup";
@@ -12,7 +12,9 @@ import { reapSandboxes } from "./server";
 /**
  * A test app with the real local driver (bubblewrap + OpenCode) in a temporary directory of its
  * own, and the operation worker running. `clock` is the runtime's injectable clock: tests move it
- * forward instead of sleeping. Every workload is removed when the file is done.
+ * forward instead of sleeping. Every workload is removed when the file is done. `driverOptions` is
+ * read when the app is built (beforeAll), so it may name ports of servers the file starts at load:
+ * the loopback guard keeps sandboxes off host loopback ports unless they are allow-listed.
  */
 export type SandboxTestApp = TestApp & {
   rt: SandboxRuntime;
@@ -23,7 +25,7 @@ export type SandboxTestApp = TestApp & {
   dataDir: string;
 };
 
-export function useSandboxApp(env: Record<string, string> = {}): () => SandboxTestApp {
+export function useSandboxApp(env: Record<string, string> = {}, driverOptions: () => Partial<LocalDriverOptions> = () => ({})): () => SandboxTestApp {
   let current: SandboxTestApp | undefined;
   let dir: string | undefined;
   beforeAll(async () => {
@@ -39,6 +41,7 @@ export function useSandboxApp(env: Record<string, string> = {}): () => SandboxTe
       openFilesLimit: 4096,
       logMaxBytes: 1024 * 1024,
       logger,
+      ...driverOptions(),
     });
     let rt!: ReturnType<typeof buildSandboxRuntime>;
     const t = await createTestApp({

@@ -5,6 +5,7 @@ import { afterAll, beforeAll } from "bun:test";
 import type { Subprocess } from "bun";
 import { createTestDatabase, TEST_DATABASE_URL, type TestDatabase } from "./db";
 import { TEST_SECRET } from "./app";
+import { guardTableName, nftBinary } from "../../src/orchestrator/loopback-guard";
 
 const ROOT = join(import.meta.dir, "..", "..");
 
@@ -142,7 +143,8 @@ async function collect(stream: ReadableStream<Uint8Array>, into: string[]) {
  * running for the reconciler). A test that fails midway never stops its own, so every test that
  * runs real sandboxes calls this before deleting its data directory: it kills, by process group,
  * each sandbox launcher whose directories are under `dir` (bwrap's --die-with-parent then takes
- * the rest of the sandbox with it).
+ * the rest of the sandbox with it), and deletes the data directory's loopback guard table (a host
+ * resource that would outlive the test otherwise).
  */
 export function reapSandboxes(dir: string): number {
   const marker = `${dir.replace(/\/$/, "")}/sandboxes/`;
@@ -162,6 +164,11 @@ export function reapSandboxes(dir: string): number {
     } catch {
       // already gone
     }
+  }
+  const nft = nftBinary();
+  if (nft) {
+    const table = `inet ${guardTableName(dir)}`;
+    Bun.spawnSync([nft, "-f", "-"], { stdin: Buffer.from(`table ${table}\ndelete table ${table}\n`), stdout: "ignore", stderr: "ignore" });
   }
   return reaped;
 }

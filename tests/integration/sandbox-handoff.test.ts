@@ -9,7 +9,13 @@ import { useSandboxApp } from "../helpers/sandboxes";
 // and their agent configuration, read back through the agent proxy and from the sandbox home.
 setDefaultTimeout(120_000);
 
-const app = useSandboxApp();
+// The user's self-hosted model server for the custom-provider test (started here, stopped after
+// the file), on a loopback port the operator allow-lists (SANDBOX_LOOPBACK_ALLOW_PORTS): the
+// loopback guard refuses every other host loopback port to sandboxes.
+const model = startOpenAIStandin({ reply: "Served by the custom provider." });
+afterAll(() => model.stop());
+
+const app = useSandboxApp({}, () => ({ loopbackAllowPorts: [Number(new URL(model.baseUrl).port)] }));
 const KEY = "sk-test-handoff-0123456789abcdef";
 
 const start = async (u: TestUser) => {
@@ -19,10 +25,6 @@ const start = async (u: TestUser) => {
   expect(w.reached).toBe(true);
   return s.id as string;
 };
-
-// The user's self-hosted model server for the custom-provider test (started here, stopped after the file).
-const model = startOpenAIStandin({ reply: "Served by the custom provider." });
-afterAll(() => model.stop());
 
 const home = (id: string) => join(app().dataDir, "sandboxes", id, "home");
 
@@ -54,7 +56,7 @@ describe("credentials reach the owner's sandbox", () => {
   test("a custom OpenAI-compatible provider on the Warren host's localhost is handed over on start and answers with the stored key", async () => {
     // No hosted model here: a local server speaking the chat-completions protocol stands in for
     // the user's self-hosted one (tests/helpers/openai-standin.ts). 127.0.0.1 is the Warren host,
-    // which the sandbox shares the network of (README: "Provider base URLs").
+    // which the sandbox shares the network of, its port allow-listed (README: "Provider base URLs").
     const u = await signUp(app());
     const created = await app().request("/api/v1/providers", {
       method: "POST",

@@ -34,6 +34,12 @@ describe("config", () => {
     expect(c.authSecret.length).toBeGreaterThanOrEqual(32);
   });
 
+  test("the loopback guard is on by default; allow-listed ports are a comma-separated list", () => {
+    expect(loadConfig({ DATA_DIR: "memory://" }).orchestrator.loopbackGuard).toEqual({ enabled: true, allowPorts: [] });
+    const c = loadConfig({ DATA_DIR: "memory://", SANDBOX_LOOPBACK_GUARD: "OFF", SANDBOX_LOOPBACK_ALLOW_PORTS: " 11434, 8000 ," });
+    expect(c.orchestrator.loopbackGuard).toEqual({ enabled: false, allowPorts: [11434, 8000] });
+  });
+
   test("a bad value stops start-up with one line naming the variable", () => {
     const cases: Array<[Record<string, string>, string]> = [
       [{ PORT: "eighty" }, "PORT"],
@@ -49,6 +55,10 @@ describe("config", () => {
       [{ GITHUB_CLIENT_SECRET: "abc" }, "GITHUB_CLIENT_ID"],
       [{ CLIENT_IP_HEADER: "x forwarded" }, "CLIENT_IP_HEADER"],
       [{ NODE_ENV: "staging" }, "NODE_ENV"],
+      [{ SANDBOX_LOOPBACK_GUARD: "maybe" }, "SANDBOX_LOOPBACK_GUARD"],
+      [{ SANDBOX_LOOPBACK_ALLOW_PORTS: "11434, ollama" }, "SANDBOX_LOOPBACK_ALLOW_PORTS"],
+      [{ SANDBOX_LOOPBACK_ALLOW_PORTS: "0" }, "SANDBOX_LOOPBACK_ALLOW_PORTS"],
+      [{ SANDBOX_LOOPBACK_ALLOW_PORTS: "70000" }, "SANDBOX_LOOPBACK_ALLOW_PORTS"],
     ];
     for (const [env, name] of cases) {
       const message = failure(env);
