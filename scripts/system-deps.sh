@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The system packages Warren's test suite runs against, installed from Debian when missing.
 #
-#   scripts/system-deps.sh                 chromium (browser tests), bubblewrap and nftables (the
-#                                          local sandbox driver and its loopback guard), the
-#                                          PostgreSQL 15 server binaries (tests that start their
-#                                          own server: outages, restarts, migrators)
+#   scripts/system-deps.sh                 chromium (browser tests), bubblewrap, nftables and
+#                                          e2fsprogs (the local sandbox driver, its loopback guard
+#                                          and its per-sandbox disks), the PostgreSQL 15 server
+#                                          binaries (tests that start their own server: outages,
+#                                          restarts, migrators)
 #   scripts/system-deps.sh --with-docker   also docker.io and debootstrap (the docker driver's tests,
 #                                          which otherwise skip with a printed reason)
 #   scripts/system-deps.sh --check         only report what is missing (exit 1 if anything is)
@@ -14,7 +15,7 @@
 # root (apt-get); as another user it names the packages to install and exits 1.
 set -euo pipefail
 
-usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
 
 with_docker=0
 check_only=0
@@ -36,6 +37,8 @@ missing=()
 have chromium || missing+=(chromium)
 have bwrap || missing+=(bubblewrap)
 have nft || missing+=(nftables)
+# mkfs.ext4, e2fsck, resize2fs: each local sandbox's own disk (src/orchestrator/local-disk.ts).
+have mkfs.ext4 && have resize2fs || missing+=(e2fsprogs)
 { [ -n "$(pg_bin initdb)" ] && [ -n "$(pg_bin pg_ctl)" ]; } || missing+=(postgresql-15)
 if [ "$with_docker" = 1 ]; then
   have dockerd || missing+=(docker.io)

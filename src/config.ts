@@ -122,6 +122,13 @@ const envSchema = z
     SANDBOX_OPEN_FILES_LIMIT: intInRange(64, 1_048_576, 4_096),
     // The local driver keeps each workload's output under this size.
     SANDBOX_LOG_MAX_BYTES: intInRange(4_096, 1_073_741_824, 5 * 1024 * 1024),
+    // Local driver: each sandbox's files on an ext4 image of its tier's storageGb, on a loop device
+    // (src/orchestrator/local-disk.ts). auto: where the host allows it, else plain directories with
+    // the reason in the sandbox's applied limits; off: plain directories for new sandboxes.
+    SANDBOX_STORAGE_QUOTA: z.preprocess(
+      (v) => (typeof v === "string" ? emptyToUndefined(v.toLowerCase()) : v),
+      z.enum(["auto", "off"], { error: 'must be "auto" or "off"' }).default("auto"),
+    ),
     // Local driver: nftables rules keep each sandbox's uid off other uids' loopback listeners
     // (src/orchestrator/loopback-guard.ts). "off" is an explicit, reported opt-out, never a fallback.
     SANDBOX_LOOPBACK_GUARD: z.preprocess(
@@ -259,6 +266,7 @@ export type Config = {
     uidBase: number;
     openFilesLimit: number;
     logMaxBytes: number;
+    storageQuota: Env["SANDBOX_STORAGE_QUOTA"];
     /** Local driver's loopback guard; allowPorts are the operator's own (Warren's port is added by createDriver). */
     loopbackGuard: { enabled: boolean; allowPorts: number[] };
   };
@@ -338,6 +346,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       uidBase: env.SANDBOX_UID_BASE,
       openFilesLimit: env.SANDBOX_OPEN_FILES_LIMIT,
       logMaxBytes: env.SANDBOX_LOG_MAX_BYTES,
+      storageQuota: env.SANDBOX_STORAGE_QUOTA,
       loopbackGuard: { enabled: env.SANDBOX_LOOPBACK_GUARD === "on", allowPorts: env.SANDBOX_LOOPBACK_ALLOW_PORTS },
     },
     requestTimeoutMs: env.REQUEST_TIMEOUT_MS,

@@ -28,6 +28,7 @@ export function createDriver(config: Config, logger: Logger): OrchestratorDriver
     uidBase: o.uidBase,
     openFilesLimit: o.openFilesLimit,
     logMaxBytes: o.logMaxBytes,
+    storageQuota: o.storageQuota,
     loopbackGuard: o.loopbackGuard.enabled,
     // Sandboxes reach Warren itself (the knowledge MCP server) on its port and at SANDBOX_API_URL.
     loopbackAllowPorts: [...o.loopbackGuard.allowPorts, ...warrenPorts(config)],

@@ -7,6 +7,7 @@ import type { Logger } from "../lib/logger";
 import { cgroupPids, removeCgroup, setupCgroup } from "./cgroups";
 import { addonUrls, hostAddonAvailability, planServices, superviseArgs, toolPaths, waitForServices, type PlannedService } from "./addons";
 import { AddonUnavailableError, DriverUnavailableError, type AddonAvailability, type AddonSpec, type Availability, type OrchestratorDriver, type WorkloadFile, type WorkloadInfo, type WorkloadSpec, type WriteOptions } from "./driver";
+import { SandboxDisks, type DiskOutcome, type StorageQuota } from "./local-disk";
 import { LocalStore, type LocalState } from "./local-store";
 import { dropGuardTable, LoopbackGuard } from "./loopback-guard";
 import { assertSandboxId, resolveOpencodeBinary, validateFiles, sandboxEnv, SANDBOX_HOME, SANDBOX_WORKSPACE, waitForAgent } from "./opencode";
@@ -19,7 +20,8 @@ export { agentAuthHeader } from "./opencode";
  *
  * Isolation it gives: own mount, pid, ipc, uts and cgroup namespaces; the host system read-only;
  * /home, /root, /tmp, /var/tmp, /run, Warren's data directory and working directory hidden behind
- * empty tmpfs mounts; its own home and workspace; no capabilities; a host uid of its own (so one
+ * empty tmpfs mounts; its own home and workspace, on a disk of its tier's size where the host
+ * allows (local-disk.ts: an ext4 image on a loop device); no capabilities; a host uid of its own (so one
  * sandbox cannot signal or read another's files, and RLIMIT_NPROC counts only its processes).
  *
  * Network: the host's (no network namespace), because Warren reaches the agent and the add-ons on
@@ -46,6 +48,8 @@ export type LocalDriverOptions = {
   loopbackGuard?: boolean;
   /** Loopback ports every sandbox may reach (Warren's own, a local model server). */
   loopbackAllowPorts?: number[];
+  /** Each sandbox's files on an ext4 image of its tier's size (local-disk.ts); default auto. */
+  storageQuota?: StorageQuota;
   logger: Logger;
 };
 
@@ -68,6 +72,7 @@ const PUMP_SCRIPT =
 export class LocalDriver implements OrchestratorDriver {
   readonly name = "local" as const;
   private readonly store: LocalStore;
+  private readonly disks: SandboxDisks;
   private readonly dataDir: string;
   private readonly guard: LoopbackGuard | null;
   private guardOffCleared = false;
@@ -75,6 +80,7 @@ export class LocalDriver implements OrchestratorDriver {
   constructor(private readonly options: LocalDriverOptions) {
     this.dataDir = resolve(options.dataDir);
     this.store = new LocalStore(resolve(this.dataDir, "sandboxes"));
+    this.disks = new SandboxDisks({ quota: options.storageQuota ?? "auto", logger: options.logger });
     const guarded = options.loopbackGuard ?? true;
     this.guard = guarded
       ? new LoopbackGuard(
@@ -143,7 +149,16 @@ export class LocalDriver implements OrchestratorDriver {
 
   start(spec: WorkloadSpec): Promise<WorkloadInfo> {
     assertSandboxId(spec.sandboxId);
-    return this.exclusive(spec.sandboxId, () => this.startNow(spec));
+    return this.exclusive(spec.sandboxId, () => this.startNow(spec).catch((err: unknown) => this.unmountAfterFailedStart(spec.sandboxId, err)));
+  }
+
+  /** A start that failed before its sandbox ran (a file it could not write, say) leaves no disk mounted. */
+  private async unmountAfterFailedStart(sandboxId: string, err: unknown): Promise<never> {
+    const s = this.store.read(sandboxId);
+    if (!(s && s.pid !== null && s.pidStartTime !== null && isOurProcess(s.pid, s.pidStartTime))) {
+      await this.disks.detach(this.store.dir(sandboxId)).catch((e: unknown) => this.options.logger.warn({ sandboxId, err: { message: (e as Error).message } }, "sandbox storage: unmounting after a failed start failed"));
+    }
+    throw err;
   }
 
   stop(sandboxId: string, options: { timeoutMs?: number } = {}): Promise<void> {
@@ -178,6 +193,8 @@ export class LocalDriver implements OrchestratorDriver {
       await dropGuardTable(this.dataDir, this.options.logger);
       this.guardOffCleared = true;
     }
+    // Its own file system of the tier's size, mounted before anything is written into home or workspace.
+    const disk = await this.disks.attach(this.store.dir(id), spec.limits.storageGb, `sandbox ${id}`);
     for (const dir of [this.store.home(id), this.store.workspace(id)]) {
       mkdirSync(dir, { recursive: true, mode: 0o700 });
       chownSync(dir, uid, uid);
@@ -187,7 +204,7 @@ export class LocalDriver implements OrchestratorDriver {
     this.store.writeFiles(id, uid, spec.files, { replaceDirectories: spec.replaceDirectories ?? [] });
 
     const cgroup = setupCgroup(id, spec.limits);
-    state.appliedLimits = this.appliedLimits(spec, cgroup.applied, cgroup.problems);
+    state.appliedLimits = this.appliedLimits(spec, cgroup.applied, cgroup.problems, disk);
     state.port = await freeLoopbackPort();
     // Each add-on service gets a loopback port of its own, like the agent's.
     const services = await planServices(spec.addons, freeLoopbackPort);
@@ -288,7 +305,7 @@ export class LocalDriver implements OrchestratorDriver {
     return masks;
   }
 
-  private appliedLimits(spec: WorkloadSpec, cg: ReturnType<typeof setupCgroup>["applied"], problems: string[]): AppliedLimits {
+  private appliedLimits(spec: WorkloadSpec, cg: ReturnType<typeof setupCgroup>["applied"], problems: string[], disk: DiskOutcome): AppliedLimits {
     const notes = [...problems];
     if (cg.memory) notes.push(`memory: ${cg.memory}`);
     else notes.push("memory: not applied (RLIMIT_AS cannot cap OpenCode, which reserves ~74 GB of address space)");
@@ -296,13 +313,13 @@ export class LocalDriver implements OrchestratorDriver {
     else notes.push("cpu: not applied (needs a writable cpu cgroup)");
     notes.push(`pids: RLIMIT_NPROC on the sandbox's own uid${cg.pids ? ` and ${cg.pids}` : ""}`);
     notes.push(`open files: RLIMIT_NOFILE ${this.options.openFilesLimit}`);
-    notes.push("storage: not applied (no disk quota on a plain directory)");
+    notes.push(disk.note);
     return {
       cpuCores: cg.cpu ? spec.limits.cpuCores : null,
       memoryMb: cg.memory ? spec.limits.memoryMb : null,
       pidsLimit: spec.limits.pidsLimit,
       openFiles: this.options.openFilesLimit,
-      storageGb: null,
+      storageGb: disk.storageGb,
       notes,
     };
   }
@@ -328,6 +345,7 @@ export class LocalDriver implements OrchestratorDriver {
     await removeCgroup(sandboxId);
     // Only now that none of its processes is left: its uid keeps no loopback permission.
     await this.guard?.release(state.uid);
+    await this.disks.detach(this.store.dir(sandboxId));
     const latest = this.store.read(sandboxId) ?? state;
     if (latest.pid !== null) this.store.write({ ...latest, pid: null, pidStartTime: null, pidNs: null, addonPorts: null });
   }
@@ -335,6 +353,7 @@ export class LocalDriver implements OrchestratorDriver {
   private async removeNow(sandboxId: string): Promise<void> {
     const state = this.store.read(sandboxId);
     await this.stopNow(sandboxId, { timeoutMs: 5_000 });
+    await this.disks.detach(this.store.dir(sandboxId)); // also with no state file (a start that crashed early)
     this.store.removeDir(sandboxId);
     if (state) this.store.releaseUid(state.uid);
     if (this.store.ids().length === 0) await this.guard?.drop();

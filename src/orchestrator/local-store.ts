@@ -2,14 +2,17 @@ import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readFileSync
 import { join } from "node:path";
 import type { AppliedLimits } from "../../db/schema";
 import type { WorkloadFile, WriteOptions } from "./driver";
+import { assertDiskMounted, dataRoot } from "./local-disk";
 import { PRUNE_SCRIPT, pruneManifest, validateFiles } from "./opencode";
 
 /**
  * On-disk layout of a local sandbox, the only memory the local driver has, so that a restarted
  * Warren finds its workloads again:
  *
- *   DATA_DIR/sandboxes/<id>/home        → /home/sandbox inside
- *   DATA_DIR/sandboxes/<id>/workspace   → /home/workspace inside
+ *   DATA_DIR/sandboxes/<id>/disk.img    its own ext4 file system of the tier's size (local-disk.ts)
+ *   DATA_DIR/sandboxes/<id>/disk/home   → /home/sandbox inside (mounted while it runs)
+ *   DATA_DIR/sandboxes/<id>/disk/workspace → /home/workspace inside
+ *     (without an image, where the host cannot mount one: DATA_DIR/sandboxes/<id>/{home,workspace})
  *   DATA_DIR/sandboxes/<id>/state.json  pid, its /proc start time, ports (agent, add-ons), uid, limits
  *   DATA_DIR/sandboxes/<id>/workload.log  "<epoch seconds.micros> <line>" per output line
  *   DATA_DIR/sandboxes/.uids/<uid>      claims: one host uid per sandbox
@@ -44,10 +47,10 @@ export class LocalStore {
     return join(this.root, id);
   }
   home(id: string): string {
-    return join(this.dir(id), "home");
+    return join(dataRoot(this.dir(id)), "home");
   }
   workspace(id: string): string {
-    return join(this.dir(id), "workspace");
+    return join(dataRoot(this.dir(id)), "workspace");
   }
   logFile(id: string): string {
     return join(this.dir(id), "workload.log");
@@ -107,6 +110,8 @@ export class LocalStore {
    * in its home (say .config -> /etc) then reaches only what the workload could write itself.
    */
   writeFiles(id: string, uid: number, files: WorkloadFile[], options: WriteOptions = {}): void {
+    // Never into the empty mount point of a stopped sandbox's disk, where the files would hide.
+    assertDiskMounted(this.dir(id));
     const replacing = options.replaceDirectories?.length ? pruneManifest(files, options.replaceDirectories) : null;
     for (const file of validateFiles(replacing ? [...files, replacing.manifest] : files)) {
       const result = Bun.spawnSync(

@@ -21,7 +21,7 @@ export type SandboxTestApp = TestApp & {
   worker: OperationWorker;
   driver: LocalDriver;
   clock: { offsetMs: number };
-  /** The driver's data directory: sandboxes live in <dataDir>/sandboxes/<id>/{home,workspace}. */
+  /** The driver's data directory: sandboxes live in <dataDir>/sandboxes/<id>/disk/{home,workspace} (their own disk, mounted while they run). */
   dataDir: string;
 };
 

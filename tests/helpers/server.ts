@@ -6,6 +6,7 @@ import type { Subprocess } from "bun";
 import { createTestDatabase, TEST_DATABASE_URL, type TestDatabase } from "./db";
 import { TEST_SECRET } from "./app";
 import { guardTableName, nftBinary } from "../../src/orchestrator/loopback-guard";
+import { unmountAllUnder } from "../../src/orchestrator/local-disk";
 
 const ROOT = join(import.meta.dir, "..", "..");
 
@@ -170,5 +171,8 @@ export function reapSandboxes(dir: string): number {
     const table = `inet ${guardTableName(dir)}`;
     Bun.spawnSync([nft, "-f", "-"], { stdin: Buffer.from(`table ${table}\ndelete table ${table}\n`), stdout: "ignore", stderr: "ignore" });
   }
+  // Sandbox disks left mounted (lazily: the killed processes may still hold them; their loop
+  // devices go with the last user), so that removing the directory never reaches into one.
+  unmountAllUnder(dir);
   return reaped;
 }

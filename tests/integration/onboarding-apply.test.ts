@@ -29,7 +29,7 @@ test("apply writes the generated files into the running sandbox, idempotently", 
   const waited = await json(await call("GET", `${id}/wait?status=running&timeoutSeconds=90`));
   expect(waited.reached).toBe(true);
 
-  const home = join(app().dataDir, "sandboxes", id, "home");
+  const home = join(app().dataDir, "sandboxes", id, "disk", "home");
   const read = (p: string) => readFileSync(join(home, p), "utf8");
   // Started with Warren's MCP server in its configuration.
   const started = JSON.parse(read(".config/opencode/opencode.json"));

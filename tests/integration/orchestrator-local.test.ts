@@ -41,7 +41,8 @@ function spec(sandboxId: string, overrides: Partial<WorkloadSpec> = {}): Workloa
 
 type State = { uid: number; pid: number | null };
 const stateOf = (id: string) => JSON.parse(readFileSync(join(dataDir, "sandboxes", id, "state.json"), "utf8")) as State;
-const home = (id: string) => join(dataDir, "sandboxes", id, "home");
+// On the sandbox's own disk (orchestrator-local-disk.test.ts), mounted while it runs.
+const home = (id: string) => join(dataDir, "sandboxes", id, "disk", "home");
 
 /** The sandboxed opencode process itself (the one running as the sandbox's uid, not a helper). */
 function agentPid(uid: number): number {
@@ -86,7 +87,7 @@ describe("local driver", () => {
     const info = await driver.inspect(id);
     expect(info.state).toBe("running");
     const limits = info.appliedLimits!;
-    expect(limits).toMatchObject({ pidsLimit: 256, openFiles: 1500, storageGb: null });
+    expect(limits).toMatchObject({ pidsLimit: 256, openFiles: 1500, storageGb: 10 });
     const pid = agentPid(stateOf(id).uid);
     const procLimits = readFileSync(`/proc/${pid}/limits`, "utf8");
     expect(procLimits).toMatch(/Max open files\s+1500\s+1500/);
@@ -185,7 +186,7 @@ describe("local driver", () => {
   test("stop leaves no process; start again keeps the workspace; remove deletes everything", async () => {
     const { uid } = stateOf(id);
     const agentUrl = (await driver.inspect(id)).agentUrl!;
-    writeFileSync(join(dataDir, "sandboxes", id, "workspace", "kept.txt"), "still here");
+    writeFileSync(join(dataDir, "sandboxes", id, "disk", "workspace", "kept.txt"), "still here");
     // A process of the same uid outside the sandbox (another Warren's sandbox could have it): stop
     // must kill only what is inside this sandbox.
     const bystander = Bun.spawn(["setpriv", `--reuid=${uid}`, `--regid=${uid}`, "--clear-groups", "sleep", "60"]);

@@ -26,7 +26,8 @@ const start = async (u: TestUser) => {
   return s.id as string;
 };
 
-const home = (id: string) => join(app().dataDir, "sandboxes", id, "home");
+// On the sandbox's own disk (src/orchestrator/local-disk.ts), mounted while it runs.
+const home = (id: string) => join(app().dataDir, "sandboxes", id, "disk", "home");
 
 describe("credentials reach the owner's sandbox", () => {
   test("a stored key makes the provider configured inside OpenCode; deleting it removes it from the sandbox", async () => {
@@ -145,7 +146,8 @@ describe("agent configuration reaches running sandboxes", () => {
     await app().request(`/api/v1/sandboxes/${id}/stop`, { method: "POST", token: u.token });
     expect((await json(await app().request(`/api/v1/sandboxes/${id}/wait?status=stopped&timeoutSeconds=25`, { token: u.token }))).reached).toBe(true);
     expect((await del("command", "later")).status).toBe(200);
-    expect(existsSync(join(dir, "commands/later.md"))).toBe(true);
+    // Stopped: its disk is unmounted, so nothing was written into it (or beside it) meanwhile.
+    expect(existsSync(dir)).toBe(false);
     expect((await app().request(`/api/v1/sandboxes/${id}/start`, { method: "POST", token: u.token })).status).toBe(202);
     expect((await json(await app().request(`/api/v1/sandboxes/${id}/wait?status=running&timeoutSeconds=25`, { token: u.token }))).reached).toBe(true);
     expect(existsSync(join(dir, "commands/later.md"))).toBe(false);

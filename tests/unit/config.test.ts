@@ -40,6 +40,11 @@ describe("config", () => {
     expect(c.orchestrator.loopbackGuard).toEqual({ enabled: false, allowPorts: [11434, 8000] });
   });
 
+  test("sandbox storage quotas are auto by default; off turns them off", () => {
+    expect(loadConfig({ DATA_DIR: "memory://" }).orchestrator.storageQuota).toBe("auto");
+    expect(loadConfig({ DATA_DIR: "memory://", SANDBOX_STORAGE_QUOTA: "OFF" }).orchestrator.storageQuota).toBe("off");
+  });
+
   test("a bad value stops start-up with one line naming the variable", () => {
     const cases: Array<[Record<string, string>, string]> = [
       [{ PORT: "eighty" }, "PORT"],
@@ -56,6 +61,7 @@ describe("config", () => {
       [{ CLIENT_IP_HEADER: "x forwarded" }, "CLIENT_IP_HEADER"],
       [{ NODE_ENV: "staging" }, "NODE_ENV"],
       [{ SANDBOX_LOOPBACK_GUARD: "maybe" }, "SANDBOX_LOOPBACK_GUARD"],
+      [{ SANDBOX_STORAGE_QUOTA: "on" }, "SANDBOX_STORAGE_QUOTA"],
       [{ SANDBOX_LOOPBACK_ALLOW_PORTS: "11434, ollama" }, "SANDBOX_LOOPBACK_ALLOW_PORTS"],
       [{ SANDBOX_LOOPBACK_ALLOW_PORTS: "0" }, "SANDBOX_LOOPBACK_ALLOW_PORTS"],
       [{ SANDBOX_LOOPBACK_ALLOW_PORTS: "70000" }, "SANDBOX_LOOPBACK_ALLOW_PORTS"],
