@@ -13,6 +13,22 @@ const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"
 export const MEMORY_DATA_DIR = "memory://";
 
 const emptyToUndefined = (v: unknown) => (typeof v === "string" && v.trim() === "" ? undefined : v);
+
+/** One of `values`, any case ("OFF" is "off"), `fallback` when unset or empty. */
+const choice = <const T extends readonly [string, ...string[]]>(values: T, fallback: T[number]) =>
+  z.preprocess(
+    (v) => (typeof v === "string" ? emptyToUndefined(v.toLowerCase()) : v),
+    z.enum(values, { error: `must be ${values.map((x) => `"${x}"`).join(" or ")}` }).default(fallback as never),
+  );
+
+/** A comma-separated list, items trimmed, empty ones dropped; unset is []. */
+const commaList = (v: unknown) =>
+  typeof v === "string"
+    ? v
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean)
+    : [];
 const optionalString = z.preprocess(emptyToUndefined, z.string().optional());
 const intInRange = (min: number, max: number, fallback: number) =>
   z.preprocess(
@@ -68,16 +84,7 @@ const envSchema = z
     ),
     DATABASE_POOL_SIZE: intInRange(1, 200, 10),
     DATA_DIR: z.preprocess(emptyToUndefined, z.string().default(".data")),
-    TRUSTED_ORIGINS: z.preprocess(
-      (v) =>
-        typeof v === "string"
-          ? v
-              .split(",")
-              .map((s) => s.trim())
-              .filter(Boolean)
-          : [],
-      z.array(origin),
-    ),
+    TRUSTED_ORIGINS: z.preprocess(commaList, z.array(origin)),
     AUTH_SECRET: z.preprocess(
       emptyToUndefined,
       z.string().min(32, { error: "must be at least 32 characters (try: openssl rand -base64 32)" }).optional(),
@@ -89,10 +96,7 @@ const envSchema = z
     GITHUB_API_OVERRIDE_URL: z.preprocess(emptyToUndefined, httpUrl.optional()),
     // "none" lets a frontend on another site (app.example.com → api.other.net) keep its session;
     // the default "lax" is enough when the frontend and PUBLIC_URL share a registrable domain.
-    AUTH_COOKIE_SAME_SITE: z.preprocess(
-      (v) => (typeof v === "string" ? emptyToUndefined(v.toLowerCase()) : v),
-      z.enum(["lax", "none"], { error: 'must be "lax" or "none"' }).default("lax"),
-    ),
+    AUTH_COOKIE_SAME_SITE: choice(["lax", "none"], "lax"),
     LOG_LEVEL: z.preprocess(emptyToUndefined, z.enum(LOG_LEVELS).default("info")),
     CLIENT_IP_HEADER: z.preprocess(
       emptyToUndefined,
@@ -107,10 +111,7 @@ const envSchema = z
     // ---- Orchestrator (src/orchestrator): which driver runs sandboxes, and its knobs. ----
     // local: bubblewrap process trees on this host (needs root, bubblewrap, util-linux);
     // docker: the Docker Engine API on DOCKER_SOCKET.
-    ORCHESTRATOR_DRIVER: z.preprocess(
-      (v) => (typeof v === "string" ? emptyToUndefined(v.toLowerCase()) : v),
-      z.enum(["local", "docker"], { error: 'must be "local" or "docker"' }).default("local"),
-    ),
+    ORCHESTRATOR_DRIVER: choice(["local", "docker"], "local"),
     DOCKER_SOCKET: z.preprocess(emptyToUndefined, z.string().default("/var/run/docker.sock")),
     // Overrides the opencode binary resolved from the opencode-ai npm package (local driver).
     OPENCODE_BIN: optionalString,
@@ -125,27 +126,12 @@ const envSchema = z
     // Local driver: each sandbox's files on an ext4 image of its tier's storageGb, on a loop device
     // (src/orchestrator/local-disk.ts). auto: where the host allows it, else plain directories with
     // the reason in the sandbox's applied limits; off: plain directories for new sandboxes.
-    SANDBOX_STORAGE_QUOTA: z.preprocess(
-      (v) => (typeof v === "string" ? emptyToUndefined(v.toLowerCase()) : v),
-      z.enum(["auto", "off"], { error: 'must be "auto" or "off"' }).default("auto"),
-    ),
+    SANDBOX_STORAGE_QUOTA: choice(["auto", "off"], "auto"),
     // Local driver: nftables rules keep each sandbox's uid off other uids' loopback listeners
     // (src/orchestrator/loopback-guard.ts). "off" is an explicit, reported opt-out, never a fallback.
-    SANDBOX_LOOPBACK_GUARD: z.preprocess(
-      (v) => (typeof v === "string" ? emptyToUndefined(v.toLowerCase()) : v),
-      z.enum(["on", "off"], { error: 'must be "on" or "off"' }).default("on"),
-    ),
+    SANDBOX_LOOPBACK_GUARD: choice(["on", "off"], "on"),
     // Loopback ports every sandbox may still reach, comma separated (a model server next to Warren).
-    SANDBOX_LOOPBACK_ALLOW_PORTS: z.preprocess(
-      (v) =>
-        typeof v === "string"
-          ? v
-              .split(",")
-              .map((s) => s.trim())
-              .filter(Boolean)
-          : [],
-      z.array(port),
-    ),
+    SANDBOX_LOOPBACK_ALLOW_PORTS: z.preprocess(commaList, z.array(port)),
     // ---- end orchestrator ----
     REQUEST_TIMEOUT_MS: intInRange(100, 600_000, 30_000),
     // Sandbox quotas and the lifecycle's background work.
