@@ -93,6 +93,13 @@ export const chatMessages = pgTable(
      * exists for the parts to hang on, and counts nothing until the message itself arrives.
      */
     isStub: boolean("is_stub").notNull().default(false),
+    /**
+     * Set when the agent removed the message (message.removed, or missing from a reconciliation).
+     * The row stays as a tombstone: readers and counts skip it, a late or replayed update of the
+     * message cannot bring it back, and its tokens and cost stay in the session's totals and in
+     * usage (they were spent).
+     */
+    removedAt: tz("removed_at"),
     cost: numeric("cost", { precision: 14, scale: 6, mode: "number" }).notNull().default(0),
     status: chatMessageStatus("status").notNull().default("complete"),
     errorMessage: text("error_message"),

@@ -109,7 +109,7 @@ async function snapshot(sandboxId: string) {
   const messages = await queryRows(
     db,
     sql`select s.external_session_id, m.external_message_id, m.role, m.status, m.text, m.content, m.input_tokens, m.output_tokens,
-          m.cost::text, m.created_at, m.completed_at, m.is_stub, m.model_provider, m.model_id
+          m.cost::text, m.created_at, m.completed_at, m.is_stub, m.model_provider, m.model_id, m.removed_at is not null as removed
         from chat_messages m join chat_sessions s on s.id = m.session_id
         where s.sandbox_id = ${sandboxId} order by m.external_message_id`,
   );
@@ -168,8 +168,9 @@ describe("sync ingest", () => {
     const firstUser = snap.messages.find((m: any) => m.role === "user") as any;
     await ingest(sbx, [{ id: "evt_x", type: "message.removed", properties: { sessionID: ses, messageID: firstUser.external_message_id } }]);
     const after = await snapshot(sbx);
-    expect(after.messages).toHaveLength(3);
-    expect(after.sessions[0]).toMatchObject({ message_count: 3 });
+    // The removed message stays as a tombstone: out of the counts and the API, never revived.
+    expect(after.messages.filter((m: any) => !m.removed)).toHaveLength(3);
+    expect(after.sessions[0]).toMatchObject({ message_count: 3, user_message_count: 1 });
     // Tokens were spent: the session's totals do not shrink.
     expect(after.sessions[0]!.total_input_tokens).toBe(snap.sessions[0]!.total_input_tokens);
 
@@ -347,6 +348,168 @@ describe("chat API", () => {
     await t().request(`/api/v1/sandboxes/${late}`, { method: "DELETE", token: u.token });
     await ingest(late, conversation({ turns: 1 }).events);
     expect((await snapshot(late)).sessions).toEqual([]);
+  });
+});
+
+describe("chat history edge cases", () => {
+  const ev = (type: string, properties: unknown) => ({ id: uid("evt"), type, properties });
+  const sessionOf = async (u: TestUser, sbx: string) => (await json(await t().request(`/api/v1/sandboxes/${sbx}/chat/sessions`, { token: u.token }))).data[0];
+
+  test("a removed message leaves the counts but not the totals, never hides later messages' tokens, and converges in any order", async () => {
+    const u = await signUp(t());
+    const sbx = await createSandbox(u);
+    const { ses, events } = conversation({ turns: 3, words: ["platypus"] });
+    const firstTwo = events.slice(0, events.findLastIndex((e: any) => e.properties.info?.id && e.type === "message.updated" && e.properties.info.role === "assistant" && e.properties.info.time.completed) + 1);
+    const asst = (firstTwo.at(-1) as any).properties.info.id as string;
+    const removal = ev("message.removed", { sessionID: ses, messageID: asst });
+    // In order: everything, then the removal.
+    await ingest(sbx, [...events, removal]);
+    const s = await sessionOf(u, sbx);
+    expect(s).toMatchObject({ messageCount: 5, assistantMessageCount: 2 });
+    // 1000 + 1001 + 1002: the removed answer's tokens were spent and stay counted.
+    expect(s.inputTokens).toBe(3003);
+    const msgs = await json(await t().request(`/api/v1/chat/sessions/${s.id}/messages`, { token: u.token }));
+    expect(msgs.data.map((m: any) => m.externalMessageId)).not.toContain(asst);
+    expect((await json(await t().request(`/api/v1/chat/sessions/${s.id}`, { token: u.token }))).latestMessages).toHaveLength(5);
+    const usage = await json(await t().request(`/api/v1/me/usage?from=2026-01-01T00:00:00Z&to=2026-12-31T00:00:00Z`, { token: u.token }));
+    expect(usage.total.inputTokens).toBe(3003);
+
+    // The removal first, then the message's events (late or replayed): the same rows.
+    const reordered = await createSandbox(u, "removal first");
+    await ingest(reordered, [removal, ...events]);
+    expect(await snapshot(reordered)).toEqual(await snapshot(sbx));
+    // A removal in the middle, then more messages: the totals keep growing.
+    const middle = await createSandbox(u, "removal in the middle");
+    await ingest(middle, [...firstTwo, removal]);
+    await ingest(middle, events.slice(firstTwo.length));
+    expect(await snapshot(middle)).toEqual(await snapshot(sbx));
+  });
+
+  test("a removed part leaves its message's text and parts; the search no longer finds it", async () => {
+    const u = await signUp(t());
+    const sbx = await createSandbox(u);
+    const { ses, events } = conversation({ turns: 1, words: ["echidna"] });
+    await ingest(sbx, events);
+    const part = (events.filter((e: any) => e.type === "message.part.updated").at(-1) as any).properties.part;
+    expect((await json(await t().request(`/api/v1/chat/search?q=answer`, { token: u.token }))).data).toHaveLength(1);
+    await ingest(sbx, [ev("message.part.removed", { sessionID: ses, messageID: part.messageID, partID: part.id })]);
+    const s = await sessionOf(u, sbx);
+    const msgs = (await json(await t().request(`/api/v1/chat/sessions/${s.id}/messages`, { token: u.token }))).data;
+    const answer = msgs.find((m: any) => m.externalMessageId === part.messageID);
+    expect(answer).toMatchObject({ text: "", parts: [] });
+    expect((await json(await t().request(`/api/v1/chat/search?q=answer`, { token: u.token }))).data).toEqual([]);
+  });
+
+  test("a session deleted in OpenCode stays readable, marked deleted, whatever comes after", async () => {
+    const u = await signUp(t());
+    const sbx = await createSandbox(u);
+    const { ses, events } = conversation({ turns: 1, words: ["quokka"] });
+    const info = (events.at(-1) as any).properties.info;
+    await ingest(sbx, [...events, ev("session.deleted", { sessionID: ses, info })]);
+    // A late update of the session does not bring it back to active.
+    await ingest(sbx, [ev("session.updated", { sessionID: ses, info: { ...info, title: "later", time: { ...info.time, updated: info.time.updated + 1 } } })]);
+    const s = await sessionOf(u, sbx);
+    expect(s).toMatchObject({ status: "deleted", messageCount: 2, title: "later" });
+    const deleted = await json(await t().request(`/api/v1/sandboxes/${sbx}/chat/sessions?status=deleted`, { token: u.token }));
+    expect(deleted.data.map((x: any) => x.id)).toEqual([s.id]);
+    expect((await json(await t().request(`/api/v1/chat/sessions/${s.id}/messages`, { token: u.token }))).data).toHaveLength(2);
+  });
+
+  test("an archived session stays archived through later sync, keeps syncing, is listed and searchable", async () => {
+    const u = await signUp(t());
+    const sbx = await createSandbox(u);
+    const { events } = conversation({ turns: 2, words: ["numbat"] });
+    await ingest(sbx, events.slice(0, events.length / 2));
+    const s = await sessionOf(u, sbx);
+    expect((await t().request(`/api/v1/sandboxes/${sbx}/chat/sessions/${s.id}`, { method: "DELETE", token: u.token })).status).toBe(200);
+    await ingest(sbx, events);
+    const after = await sessionOf(u, sbx);
+    expect(after).toMatchObject({ id: s.id, status: "archived", messageCount: 4 });
+    const hits = await json(await t().request(`/api/v1/chat/search?q=numbat`, { token: u.token }));
+    expect(hits.data.length).toBe(4);
+  });
+
+  test("message pages stay exact when messages arrive between requests, in both orders", async () => {
+    const u = await signUp(t());
+    const sbx = await createSandbox(u);
+    const base = Date.parse("2026-06-01T00:00:00Z");
+    const { ses, events } = conversation({ turns: 4, base });
+    await ingest(sbx, events);
+    const s = await sessionOf(u, sbx);
+    const url = `/api/v1/chat/sessions/${s.id}/messages?limit=3`;
+    const get = async (q: string) => json(await t().request(`${url}${q}`, { token: u.token }));
+    const first = await get("");
+    const newestFirst = await get("&order=desc");
+    // Two more exchanges arrive (re-using the session id: same conversation, later messages).
+    const more = conversation({ turns: 2, base: base + 3_600_000 }).events.map((e: any) =>
+      JSON.parse(JSON.stringify(e).replaceAll(e.properties.sessionID ?? e.properties.info?.id, ses)),
+    );
+    await ingest(sbx, more);
+    const seen = first.data.map((m: any) => m.id);
+    for (let page = first; page.nextCursor; ) {
+      page = await get(`&cursor=${page.nextCursor}`);
+      seen.push(...page.data.map((m: any) => m.id));
+    }
+    expect(seen).toHaveLength(12);
+    expect(new Set(seen).size).toBe(12);
+    // Newest first: going on reaches the old end without repeats; the first page now starts with the newcomers.
+    const older = [...newestFirst.data.map((m: any) => m.id)];
+    for (let page = newestFirst; page.nextCursor; ) {
+      page = await get(`&order=desc&cursor=${page.nextCursor}`);
+      older.push(...page.data.map((m: any) => m.id));
+    }
+    expect(older).toEqual([...seen.slice(0, 8)].reverse());
+    expect((await get("&order=desc")).data.map((m: any) => m.id)).toEqual([...seen.slice(9)].reverse());
+    const back = await get(`&cursor=${(await get(`&cursor=${first.nextCursor}`)).prevCursor}`);
+    expect(back.data.map((m: any) => m.id)).toEqual(first.data.map((m: any) => m.id));
+  });
+
+  test("search snippets escape everything but their own marks; odd queries are empty or 400, never 500", async () => {
+    const u = await signUp(t());
+    const sbx = await createSandbox(u);
+    const ses = uid("ses");
+    const created = Date.parse("2026-06-01T00:00:00Z");
+    const nasty = `wallaby & "quoted" 'single' 5 < 6 > 3 <img src=x onerror=alert(1)> \u0001wallaby\u0002 \u0003 <mark>fake</mark> wallaby`;
+    await ingest(sbx, [
+      ev("message.updated", { sessionID: ses, info: { id: "msg_x", sessionID: ses, role: "user", time: { created } } }),
+      ev("message.part.updated", { sessionID: ses, part: { id: "prt_x", sessionID: ses, messageID: "msg_x", type: "text", text: nasty } }),
+    ]);
+    const hits = await json(await t().request(`/api/v1/chat/search?q=wallaby`, { token: u.token }));
+    expect(hits.data).toHaveLength(1);
+    const snippet: string = hits.data[0].snippet;
+    expect(snippet).toContain("<mark>wallaby</mark>");
+    // Take Warren's own marks out: no markup, no quote, no control character is left.
+    const rest = snippet.replaceAll("<mark>", "").replaceAll("</mark>", "");
+    expect(rest).not.toMatch(/[<>"'\u0001\u0002]/);
+    expect(snippet.match(/<mark>/g)?.length).toBe(snippet.match(/<\/mark>/g)?.length);
+    for (const q of ["!!! ??? ...", "& | ! : * ( ) <->", "the a an of", "\\", "'", "x".repeat(500)]) {
+      const res = await t().request(`/api/v1/chat/search?q=${encodeURIComponent(q)}`, { token: u.token });
+      expect(res.status).toBe(200);
+    }
+    const cursor = (v: unknown) => Buffer.from(JSON.stringify(v)).toString("base64url");
+    for (const c of [cursor([1e300, "x"]), cursor([0.5, "x\u0000"]), cursor([-1, "x"])]) {
+      await expectError(await t().request(`/api/v1/chat/search?q=wallaby&cursor=${c}`, { token: u.token }), 400, "VALIDATION_FAILED");
+    }
+    const s = await sessionOf(u, sbx);
+    for (const c of [cursor(["+010000-01-01T00:00:00.000Z", "x", "next"]), cursor(["2026-01-01T00:00:00.000Z", "x\u0000", "prev"])]) {
+      await expectError(await t().request(`/api/v1/chat/sessions/${s.id}/messages?cursor=${c}`, { token: u.token }), 400, "VALIDATION_FAILED");
+    }
+  });
+
+  test("usage: from is inclusive, to exclusive, the range at most 366 days and in order", async () => {
+    const u = await signUp(t());
+    const sbx = await createSandbox(u);
+    const { events } = conversation({ turns: 1, base: Date.parse("2026-03-01T00:00:00Z") });
+    await ingest(sbx, events);
+    // The assistant message was created at base + 1000 + 10 ms.
+    const at = "2026-03-01T00:00:01.010Z";
+    const get = (q: string) => t().request(`/api/v1/me/usage?${q}`, { token: u.token });
+    expect((await json(await get(`from=${at}&to=2026-03-02T00:00:00Z`))).total.messages).toBe(1);
+    expect((await json(await get(`from=2026-02-01T00:00:00Z&to=${at}`))).total.messages).toBe(0);
+    expect((await json(await get(`from=${at}&to=${at}`))).total.messages).toBe(0);
+    expect((await json(await get(`from=2026-03-01T01:00:01.010%2B01:00&to=2026-03-02T00:00:00Z`))).total.messages).toBe(1);
+    await expectError(await get(`from=2025-01-01T00:00:00Z&to=2026-03-02T00:00:00Z`), 400, "VALIDATION_FAILED");
+    await expectError(await get(`from=2999-01-01T00:00:00Z`), 400, "VALIDATION_FAILED");
   });
 });
 

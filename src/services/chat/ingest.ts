@@ -14,14 +14,23 @@ import type { ChangeSet, MessageChange, PartChange, SessionChange } from "./open
  * - a part's newer version (see partRevision) is never overwritten by an older one;
  * - a part that arrives before its message hangs on a stub message that counts nothing until
  *   the message itself arrives.
- * Per-session counts and totals are recomputed from the rows (never incremented), and totals
- * never go backwards even if the agent later removes a message (the tokens were spent).
+ * - a removed message stays as a tombstone (removed_at): hidden from readers and from the
+ *   session's message counts, never revived by a late update, created ahead of the message if
+ *   the removal arrives first; its tokens and cost still count (they were spent).
+ * Per-session counts and totals are recomputed from the rows (never incremented): the totals
+ * sum every message ever received, removed ones included, so they never go backwards and a
+ * removal never hides the tokens of messages that come after it.
  */
 
 export type Authoritative = {
   /** The complete list of the session's messages and their parts, as the agent returned it. */
   sessionExternalId: string;
   messages: Array<{ externalId: string; partIds: string[] }>;
+  /**
+   * When the list was requested. Rows written after it (by the event stream, meanwhile) are newer
+   * than the list and are not removed for being absent from it.
+   */
+  asOf: Date;
 };
 
 export type IngestResult = { applied: boolean; sessions: number; messages: number; parts: number };
@@ -282,25 +291,43 @@ export async function applyChanges(
       );
       for (const row of rows) touchedMessages.add(row.message_id);
     }
+    // A removal marks the message (creating a stub tombstone when the removal comes first), so
+    // that events in any order end the same: removed, and its spent tokens still counted.
+    const removals = new Map<string, { sid: string; ext: string }>();
     for (const r of set.removedMessages) {
       const sid = sessionIds.get(r.sessionExternalId);
-      if (!sid) continue;
-      await tx.execute(sql`delete from chat_messages where session_id = ${sid} and external_message_id = ${r.messageExternalId}`);
+      if (sid) removals.set(messageKey(r.sessionExternalId, r.messageExternalId), { sid, ext: r.messageExternalId });
+    }
+    for (const rows of chunks([...removals.values()])) {
+      await tx.execute(
+        sql`insert into chat_messages as m (id, session_id, user_id, external_message_id, role, status, is_stub, removed_at, created_at, updated_at)
+            values ${sql.join(
+              rows.map((r) => sql`(${newId("chatMessage")}, ${r.sid}, ${userId}, ${r.ext}, 'assistant'::chat_role, 'streaming'::chat_message_status,
+                                   true, ${ts(now)}, ${ts(now)}, ${ts(now)})`),
+              sql`, `,
+            )}
+            on conflict (session_id, external_message_id) where external_message_id is not null do update set
+              removed_at = coalesce(m.removed_at, excluded.removed_at), updated_at = excluded.updated_at
+            where m.removed_at is null`,
+      );
     }
     for (const a of opts.authoritative ?? []) {
       const sid = sessionIds.get(a.sessionExternalId);
       if (!sid) continue;
       const keep = a.messages.map((m) => m.externalId);
+      // Only rows older than the list: a message the stream wrote while the list was being
+      // fetched is not in it and must not be removed (it would stay removed: tombstones are final).
       await tx.execute(
-        sql`delete from chat_messages where session_id = ${sid} and external_message_id is not null
-            and not (external_message_id = any(${textArray(keep)}))`,
+        sql`update chat_messages set removed_at = ${ts(now)}, updated_at = ${ts(now)}
+            where session_id = ${sid} and external_message_id is not null and removed_at is null
+              and updated_at < ${ts(a.asOf)} and not (external_message_id = any(${textArray(keep)}))`,
       );
       for (const m of a.messages) {
         const mid = messageIds.get(messageKey(a.sessionExternalId, m.externalId));
         if (!mid) continue;
         const rows = await queryRows<{ message_id: string }>(
           tx,
-          sql`delete from chat_message_parts where message_id = ${mid}
+          sql`delete from chat_message_parts where message_id = ${mid} and updated_at < ${ts(a.asOf)}
               and not (external_part_id = any(${textArray(m.partIds)}))
               returning message_id`,
         );
@@ -341,19 +368,20 @@ export async function applyChanges(
       await tx.execute(
         sql`update chat_sessions s set
               message_count = a.n, user_message_count = a.u, assistant_message_count = a.a,
+              -- Every message ever received counts here, removed ones too: a sum that only grows.
               total_input_tokens = greatest(s.total_input_tokens, a.input),
               total_output_tokens = greatest(s.total_output_tokens, a.output),
               total_cost = greatest(s.total_cost, a.cost),
               last_message_at = a.last
             from (
               select x.id,
-                count(m.id) filter (where not m.is_stub)::int as n,
-                count(m.id) filter (where not m.is_stub and m.role = 'user')::int as u,
-                count(m.id) filter (where not m.is_stub and m.role = 'assistant')::int as a,
+                count(m.id) filter (where not m.is_stub and m.removed_at is null)::int as n,
+                count(m.id) filter (where not m.is_stub and m.removed_at is null and m.role = 'user')::int as u,
+                count(m.id) filter (where not m.is_stub and m.removed_at is null and m.role = 'assistant')::int as a,
                 coalesce(sum(m.input_tokens), 0)::bigint as input,
                 coalesce(sum(m.output_tokens), 0)::bigint as output,
                 coalesce(sum(m.cost), 0)::numeric as cost,
-                max(m.created_at) filter (where not m.is_stub) as last
+                max(m.created_at) filter (where not m.is_stub and m.removed_at is null) as last
               from unnest(array[${idList}]::text[]) as x(id)
               left join chat_messages m on m.session_id = x.id
               group by x.id

@@ -138,7 +138,7 @@ export async function getSession(ctx: ServiceContext, sessionId: string, sandbox
     ctx.db
       .select(messageColumns)
       .from(chatMessages)
-      .where(and(eq(chatMessages.sessionId, p("sessionId")), eq(chatMessages.isStub, false)))
+      .where(and(eq(chatMessages.sessionId, p("sessionId")), eq(chatMessages.isStub, false), isNull(chatMessages.removedAt)))
       .orderBy(desc(chatMessages.createdAt), desc(chatMessages.id))
       .limit(LATEST_MESSAGES)
       .prepare("chat_latest_messages"),
@@ -164,7 +164,10 @@ function decodeMessageCursor(cursor: string): MessageCursor {
   try {
     const v = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as unknown;
     if (Array.isArray(v) && v.length === 3 && typeof v[0] === "string" && typeof v[1] === "string" && (v[2] === "next" || v[2] === "prev")) {
-      if (!Number.isNaN(new Date(v[0]).getTime())) return { at: v[0], id: v[1], dir: v[2] };
+      // A forged cursor must not reach the query with a value PostgreSQL refuses (a 500): a year
+      // outside 1–9999, or an id with NUL or of absurd length (as decodeCursor in lib/pagination).
+      const year = new Date(v[0]).getUTCFullYear();
+      if (year >= 1 && year <= 9999 && v[1].length <= 256 && !v[1].includes("\u0000")) return { at: v[0], id: v[1], dir: v[2] };
     }
   } catch {
     // fall through
@@ -209,6 +212,7 @@ export async function listMessages(
           isNull(chatSessions.purgedAt),
           eq(chatMessages.sessionId, p("sessionId")),
           eq(chatMessages.isStub, false),
+          isNull(chatMessages.removedAt),
           after,
         ),
       )
@@ -261,7 +265,9 @@ export async function archiveSession(ctx: ServiceContext, sessionId: string, san
 export async function purgeSession(ctx: ServiceContext, sessionId: string, sandboxId?: string) {
   const row = await findSession(ctx, sessionId, sandboxId);
   await ctx.db.transaction(async (tx) => {
-    await tx.delete(chatMessages).where(and(eq(chatMessages.sessionId, row.id), eq(chatMessages.userId, ctx.userId)));
+    // The tombstone first: its row lock waits for a sync batch writing into the session to commit
+    // (the delete below then sees that batch's messages), and a batch after it sees purged_at and
+    // writes nothing. Deleting first let a concurrent batch's messages survive the purge.
     await tx
       .update(chatSessions)
       .set({
@@ -274,6 +280,7 @@ export async function purgeSession(ctx: ServiceContext, sessionId: string, sandb
         updatedAt: ctx.now(),
       })
       .where(and(eq(chatSessions.id, row.id), eq(chatSessions.userId, ctx.userId)));
+    await tx.delete(chatMessages).where(and(eq(chatMessages.sessionId, row.id), eq(chatMessages.userId, ctx.userId)));
     await recordActivity(tx, ctx, { action: "chat_session.purge", entityType: "chat_session", entityId: row.id });
   });
 }
@@ -298,7 +305,10 @@ type SearchCursor = { rank: number; id: string };
 function decodeSearchCursor(cursor: string): SearchCursor {
   try {
     const v = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as unknown;
-    if (Array.isArray(v) && v.length === 2 && typeof v[0] === "number" && Number.isFinite(v[0]) && typeof v[1] === "string") {
+    // ts_rank is a real in [0, 1]: a forged rank outside what a real holds, or an id with NUL,
+    // would be a 500 from PostgreSQL instead of a 400.
+    if (Array.isArray(v) && v.length === 2 && typeof v[0] === "number" && v[0] >= 0 && v[0] <= 1e6 &&
+        typeof v[1] === "string" && v[1].length <= 256 && !v[1].includes("\u0000")) {
       return { rank: v[0], id: v[1] };
     }
   } catch {
@@ -307,16 +317,17 @@ function decodeSearchCursor(cursor: string): SearchCursor {
   throw badCursor();
 }
 
-// ts_headline marks matches with control characters that cannot occur in escaped text; the
-// snippet is HTML-escaped first and the marks become <mark>…</mark> afterwards, so a message
-// containing markup can never inject it into a page that renders the snippet.
+// ts_headline marks matches with two control characters, removed from the message's text before
+// it gets there (SNIPPET_MARKS), so every one in its output is a mark; the snippet is
+// HTML-escaped first and the marks become <mark>…</mark> afterwards, so a message containing
+// markup, or the mark characters themselves, can never inject markup into a page that renders it.
 const START = "\u0001";
 const STOP = "\u0002";
+export const SNIPPET_MARKS = START + STOP;
 const escapeHtml = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;").replace(/'/g, "&#39;");
+/** `raw`: ts_headline's output over text without SNIPPET_MARKS. */
 export function snippetHtml(raw: string): string {
-  return escapeHtml(raw.replace(/[\u0001\u0002]/g, (c) => (c === START ? "\u0003" : "\u0004")))
-    .replace(/\u0003/g, "<mark>")
-    .replace(/\u0004/g, "</mark>");
+  return escapeHtml(raw).replace(/\u0001/g, "<mark>").replace(/\u0002/g, "</mark>");
 }
 
 /**
@@ -357,7 +368,7 @@ export async function searchMessages(ctx: ServiceContext, q: { q: string; limit:
       sql`with candidates as materialized (
             select m.id, m.session_id, m.role, m.created_at
             from chat_messages m
-            where m.user_id = ${ctx.userId} and m.search_vector @@ ${tsq} and not m.is_stub
+            where m.user_id = ${ctx.userId} and m.search_vector @@ ${tsq} and not m.is_stub and m.removed_at is null
             order by m.created_at desc
             limit ${SEARCH_CANDIDATES}
           ),
@@ -372,7 +383,7 @@ export async function searchMessages(ctx: ServiceContext, q: { q: string; limit:
             limit ${q.limit + 1}
           )
           select h.id, h.session_id, s.sandbox_id, s.title, h.role::text as role, h.created_at, h.rank,
-            ts_headline('simple', left(m.text, 20000), ${tsq},
+            ts_headline('simple', translate(left(m.text, 20000), ${SNIPPET_MARKS}, ''), ${tsq},
               'StartSel=${sql.raw(START)}, StopSel=${sql.raw(STOP)}, MaxWords=30, MinWords=12, MaxFragments=2, FragmentDelimiter=" … "') as snippet
           from hits h join chat_messages m on m.id = h.id join chat_sessions s on s.id = h.session_id
           where s.purged_at is null

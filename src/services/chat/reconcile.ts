@@ -18,8 +18,8 @@ import { ts } from "../../database/client";
  * fetched from the agent's API, and only what changed: GET /session?start=<ms> lists sessions
  * updated since the last reconciliation (minus a margin for clock skew), and only sessions whose
  * time.updated is newer than what Warren holds have their messages fetched. Those messages are
- * applied as the authoritative list for the session: anything Warren has that the agent no
- * longer has (a removal event that was missed) is deleted.
+ * applied as the authoritative list for the session: a message Warren has that the agent no
+ * longer has (a removal event that was missed) is marked removed, a part is deleted.
  */
 
 type AgentMessage = { info: unknown; parts: unknown[] };
@@ -27,12 +27,13 @@ type AgentMessage = { info: unknown; parts: unknown[] };
 /** Margin against clock differences between Warren and the sandbox, and same-millisecond updates. */
 const SKEW_MS = 60_000;
 
-export async function sessionChangeSet(target: AgentTarget, externalSessionId: string, info: unknown, signal?: AbortSignal) {
+/** `asOf`: the caller's clock just before the request (see Authoritative.asOf). */
+export async function sessionChangeSet(target: AgentTarget, externalSessionId: string, info: unknown, asOf: Date, signal?: AbortSignal) {
   const messages = await agentGet<AgentMessage[]>(target, `/session/${encodeURIComponent(externalSessionId)}/message`, signal);
   const set: ChangeSet = emptyChangeSet();
   const s = sessionChange(info);
   if (s) set.sessions.push(s);
-  const authoritative: Authoritative = { sessionExternalId: externalSessionId, messages: [] };
+  const authoritative: Authoritative = { sessionExternalId: externalSessionId, messages: [], asOf };
   for (const m of Array.isArray(messages) ? messages : []) {
     const change = messageChange(m?.info);
     if (!change || change.sessionExternalId !== externalSessionId) continue;
@@ -72,7 +73,7 @@ export async function reconcileSandbox(
   for (const { info, change } of infos) {
     const have = known.get(change!.externalId);
     if (have !== undefined && have !== null && change!.updatedAt && have >= change!.updatedAt) continue;
-    const { set, authoritative } = await sessionChangeSet(target, change!.externalId, info, opts.signal);
+    const { set, authoritative } = await sessionChangeSet(target, change!.externalId, info, deps.now(), opts.signal);
     await applyChanges(deps.db, target.sandboxId, set, { now: deps.now(), authoritative: [authoritative] });
     fetched++;
   }
@@ -99,8 +100,9 @@ export async function forceSyncSession(ctx: ServiceContext, rt: SandboxRuntime, 
   }
   const ext = session.externalSessionId!;
   try {
+    const asOf = ctx.now();
     const info = await agentGet<unknown>(target, `/session/${encodeURIComponent(ext)}`);
-    const { set, authoritative } = await sessionChangeSet(target, ext, info);
+    const { set, authoritative } = await sessionChangeSet(target, ext, info, asOf);
     await applyChanges(ctx.db, sandbox.id, set, { now: ctx.now(), authoritative: [authoritative] });
   } catch (err) {
     if (err instanceof AgentUnavailableError || (err as Error).name === "TimeoutError") {

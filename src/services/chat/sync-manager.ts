@@ -32,6 +32,8 @@ export type ChatSyncOptions = {
 
 const BACKOFF_MIN_MS = 250;
 const BACKOFF_MAX_MS = 30_000;
+/** A connection that stayed up this long starts the backoff again from the bottom. */
+const STABLE_CONNECTION_MS = 10_000;
 
 export function backoffMs(attempt: number): number {
   const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** Math.min(attempt, 20));
@@ -133,14 +135,18 @@ class SandboxStream {
     this.lastReconciledAt = state?.last_reconciled_at ? new Date(state.last_reconciled_at) : null;
     let attempt = 0;
     while (!signal.aborted) {
+      let connectedAt: number | null = null as number | null;
       try {
         await this.follow(signal, () => {
-          attempt = 0;
+          connectedAt = Date.now();
         });
         if (signal.aborted) break;
         throw new Error("the agent closed its event stream");
       } catch (err) {
         if (signal.aborted) break;
+        // Resetting on every successful connect let an agent that accepts the stream and drops it
+        // at once be hammered with a reconnect and a reconciliation every 250 ms, forever.
+        if (connectedAt !== null && Date.now() - connectedAt >= STABLE_CONNECTION_MS) attempt = 0;
         const message = err instanceof AgentUnavailableError ? err.message : (err as Error).message || String(err);
         await this.setState({ connected: false, error: message }).catch(() => undefined);
         const wait = backoffMs(attempt++);
@@ -162,24 +168,32 @@ class SandboxStream {
       throw new AgentUnavailableError(`the agent answered ${res.status} to GET /event`);
     }
     onConnected();
+    // The reconciliation loop lives as long as this connection: when the agent ends the stream it
+    // stops too and follow() returns, so that run() reconnects. (Tied to the sandbox's signal
+    // alone, it kept follow() waiting until the sandbox stopped: a dropped stream was never
+    // reopened, and only the periodic reconciliation brought changes in.)
+    const connection = new AbortController();
+    const endConnection = () => connection.abort(signal.reason);
+    signal.addEventListener("abort", endConnection, { once: true });
+    const live = connection.signal;
     await this.setState({ connected: true });
     // Reconcile after subscribing: anything that happens from now on arrives as events, and
     // anything before is fetched; both converge on the same rows.
     const reconcile = async () => {
       const since = this.lastReconciledAt;
       const startedAt = this.opts.rt.now();
-      await this.serialised(() => reconcileSandbox({ db: this.opts.rt.db, now: this.opts.rt.now }, target, { since, signal }).then(() => undefined));
+      await this.serialised(() => reconcileSandbox({ db: this.opts.rt.db, now: this.opts.rt.now }, target, { since, signal: live }).then(() => undefined));
       this.lastReconciledAt = startedAt;
     };
     const reconcileLoop = (async () => {
       try {
         await reconcile();
-        while (!signal.aborted) {
-          await sleep(this.opts.reconcileIntervalMs, signal);
-          if (!signal.aborted) await reconcile();
+        while (!live.aborted) {
+          await sleep(this.opts.reconcileIntervalMs, live);
+          if (!live.aborted) await reconcile();
         }
       } catch (err) {
-        if (!signal.aborted) this.log.warn({ err: { message: (err as Error).message } }, "chat reconciliation failed");
+        if (!live.aborted) this.log.warn({ err: { message: (err as Error).message } }, "chat reconciliation failed");
       }
     })();
 
@@ -210,6 +224,8 @@ class SandboxStream {
       if (timer) clearTimeout(timer);
       reader.releaseLock();
       await this.flush().catch((err) => this.log.warn({ err: { message: (err as Error).message } }, "chat batch failed"));
+      connection.abort(new Error("the event stream ended"));
+      signal.removeEventListener("abort", endConnection);
       await reconcileLoop;
     }
   }
