@@ -49,7 +49,8 @@ if [ ! -f "$rootfs/.warren-complete" ]; then
   mkdir -p "$cache"
   echo "debootstrapping bookworm (minbase) from $mirror into $rootfs" >&2
   debootstrap --variant=minbase bookworm "$rootfs" "$mirror" >&2
-  # The unprivileged user the agent runs as; its home and workspace live on the sandbox volume.
+  # The image's default unprivileged user. The docker driver runs each sandbox as a host uid of its
+  # own instead (src/orchestrator/docker-uids.ts), with no passwd entry, like the local driver's.
   echo "sandbox:x:1000:1000:sandbox:/home/sandbox:/bin/bash" >>"$rootfs/etc/passwd"
   echo "sandbox:x:1000:" >>"$rootfs/etc/group"
   echo "sandbox:*:19000:0:99999:7:::" >>"$rootfs/etc/shadow"

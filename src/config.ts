@@ -117,7 +117,7 @@ const envSchema = z
     OPENCODE_BIN: optionalString,
     // How long start() waits for the agent to answer before failing with its last output.
     SANDBOX_AGENT_START_TIMEOUT_MS: intInRange(1_000, 600_000, 60_000),
-    // Local driver: each sandbox runs under its own host uid, claimed upwards from this one.
+    // Both drivers: each sandbox runs under its own host uid, claimed upwards from this one.
     SANDBOX_UID_BASE: intInRange(1_000, 4_000_000_000, 200_000),
     // RLIMIT_NOFILE of every sandbox process (the tiers have no open-files column).
     SANDBOX_OPEN_FILES_LIMIT: intInRange(64, 1_048_576, 4_096),
@@ -127,7 +127,7 @@ const envSchema = z
     // (src/orchestrator/local-disk.ts). auto: where the host allows it, else plain directories with
     // the reason in the sandbox's applied limits; off: plain directories for new sandboxes.
     SANDBOX_STORAGE_QUOTA: choice(["auto", "off"], "auto"),
-    // Local driver: nftables rules keep each sandbox's uid off other uids' loopback listeners
+    // Both drivers: nftables rules keep each sandbox's uid off other uids' loopback listeners
     // (src/orchestrator/loopback-guard.ts). "off" is an explicit, reported opt-out, never a fallback.
     SANDBOX_LOOPBACK_GUARD: choice(["on", "off"], "on"),
     // Loopback ports every sandbox may still reach, comma separated (a model server next to Warren).
@@ -253,7 +253,7 @@ export type Config = {
     openFilesLimit: number;
     logMaxBytes: number;
     storageQuota: Env["SANDBOX_STORAGE_QUOTA"];
-    /** Local driver's loopback guard; allowPorts are the operator's own (Warren's port is added by createDriver). */
+    /** The drivers' loopback guard; allowPorts are the operator's own (Warren's port is added by createDriver). */
     loopbackGuard: { enabled: boolean; allowPorts: number[] };
   };
   /** A request still unanswered after this gets 503, whatever it waits for. */

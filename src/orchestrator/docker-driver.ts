@@ -2,9 +2,12 @@ import Docker from "dockerode";
 import type { AppliedLimits } from "../../db/schema";
 import type { Logger } from "../lib/logger";
 import { addonUrls, planServices, requireArgs, superviseArgs, waitForServices } from "./addons";
+import { DockerUids, ignoring, LABEL_MANAGED, LABEL_SANDBOX, LABEL_UID, parseUid } from "./docker-uids";
 import { DriverUnavailableError, type AddonAvailability, type AddonSpec, type Availability, type OrchestratorDriver, type WorkloadFile, type WorkloadInfo, type WorkloadSpec, type WriteOptions } from "./driver";
 import { assertSandboxId, PRUNE_SCRIPT, pruneManifest, sandboxEnv, SANDBOX_HOME, SANDBOX_WORKSPACE, validateFiles, waitForAgent } from "./opencode";
+import { dockerGuardTableName, dropGuardTableNamed, GUARD_OFF_NOTE, INSTALL_NFT, LoopbackGuard } from "./loopback-guard";
 import { freeLoopbackPort } from "./processes";
+import { KeyedQueue } from "./serial";
 import { parentDirs, tarArchive, type TarEntry } from "./tar";
 
 export { agentAuthHeader } from "./opencode";
@@ -15,40 +18,83 @@ export { agentAuthHeader } from "./opencode";
  * forbidden here and Warren's proxy reaches the agent on 127.0.0.1). The container is disposable
  * and recreated on every start with the current spec; the volume, mounted at /home, keeps the
  * sandbox's home and workspace across stops.
+ *
+ * Each sandbox runs as a host uid of its own (docker-uids.ts: from SANDBOX_UID_BASE, on its
+ * volume's and container's labels, its files made its own when the volume is new), so on the
+ * shared host network the loopback guard (loopback-guard.ts, one nftables table per Docker socket
+ * and data directory) lets a sandbox open TCP connections on loopback only to its own listeners
+ * (agent, add-ons, a dev server), DNS, Warren's port and SANDBOX_LOOPBACK_ALLOW_PORTS: not to
+ * another sandbox's code-server --auth none, nor to host services. Its members are the uids of
+ * the running containers: admitted before a container starts, released once it has stopped,
+ * rebuilt from the containers' labels on a restarted Warren's first look. SANDBOX_LOOPBACK_GUARD=off
+ * drops it, said in availability() notes and at start. Not guarded: abstract unix sockets (shared
+ * with the host on its network namespace) and containers started before this change (uid 1000,
+ * until their next start).
  */
 
-export type DockerDriverOptions = { socketPath: string; agentStartTimeoutMs: number; logger: Logger; openFilesLimit?: number };
+export type DockerDriverOptions = {
+  socketPath: string;
+  agentStartTimeoutMs: number;
+  logger: Logger;
+  openFilesLimit?: number;
+  /** Sandbox uids are claimed upwards from here (the local driver's SANDBOX_UID_BASE). */
+  uidBase: number;
+  /** nftables rules that keep sandboxes off each other's loopback listeners (default on). */
+  loopbackGuard?: boolean;
+  /** Loopback ports every sandbox may reach (Warren's own, a local model server). */
+  loopbackAllowPorts?: number[];
+  /** Names the guard's table with the socket (null: DATA_DIR=memory://). */
+  dataDir?: string | null;
+};
 
-const LABEL_MANAGED = "warren.managed";
-const LABEL_SANDBOX = "warren.sandbox-id";
 const LABEL_USER = "warren.user-id";
 const LABEL_PORT = "warren.agent-port";
 /** JSON {addonId: port} of the add-on services the container runs. */
 const LABEL_ADDON_PORTS = "warren.addon-ports";
-/** The image's unprivileged user (scripts/build-sandbox-image.sh). */
-const SANDBOX_UID = 1000;
+/** The image's unprivileged user (scripts/build-sandbox-image.sh): containers from before per-sandbox uids run as it. */
+const LEGACY_UID = 1000;
 const LOG_MAX = { "max-size": "5m", "max-file": "1" };
-
-type HttpError = { statusCode?: number };
-const statusOf = (err: unknown) => (err as HttpError)?.statusCode;
-
-async function ignoring<T>(codes: number[], fn: () => Promise<T>): Promise<T | undefined> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (codes.includes(statusOf(err) ?? -1)) return undefined;
-    throw err;
-  }
-}
 
 export class DockerDriver implements OrchestratorDriver {
   readonly name = "docker" as const;
   private readonly docker: Docker;
   private readonly openFiles: number;
+  private readonly uids: DockerUids;
+  private readonly guard: LoopbackGuard | null;
+  private readonly guardTable: string;
+  private guardOffCleared = false;
+  /** Starts in progress here: the guard's table is not dropped under one (removeNow). */
+  private starting = 0;
+  // start, stop and remove of one sandbox run one at a time in this process: a stop landing in
+  // the middle of a start would release the uid of a container about to run, unguarded.
+  private readonly queues = new KeyedQueue();
 
   constructor(private readonly options: DockerDriverOptions) {
     this.docker = new Docker({ socketPath: options.socketPath });
     this.openFiles = options.openFilesLimit ?? 4096;
+    this.uids = new DockerUids(this.docker, options.uidBase, options.logger);
+    this.guardTable = dockerGuardTableName(options.socketPath, options.dataDir ?? null);
+    const guarded = options.loopbackGuard ?? true;
+    this.guard = guarded
+      ? new LoopbackGuard({ table: this.guardTable, allowPorts: options.loopbackAllowPorts ?? [], logger: options.logger }, () => this.runningUids())
+      : null;
+    if (!guarded) options.logger.warn(GUARD_OFF_NOTE);
+  }
+
+  /** Uids of this daemon's running sandbox containers (the guard's members). */
+  private async runningUids(): Promise<number[]> {
+    const running = await this.docker.listContainers({ filters: { label: [`${LABEL_MANAGED}=true`], status: ["running"] } });
+    return running.flatMap((c) => (c.Labels[LABEL_SANDBOX] ? [parseUid(c.Labels[LABEL_UID])] : [])).filter((u): u is number => u !== null);
+  }
+
+  /** After a restart the guard's table is rebuilt on first look at the sandboxes, not only on a start. */
+  private async restoreGuard(): Promise<void> {
+    if (!this.guard) return;
+    try {
+      await this.guard.restore();
+    } catch (err) {
+      this.options.logger.error({ err }, "loopback guard: could not restore the table");
+    }
   }
 
   static containerName = (id: string) => `warren-${id}`;
@@ -57,7 +103,6 @@ export class DockerDriver implements OrchestratorDriver {
   async availability(): Promise<Availability> {
     try {
       await this.docker.ping();
-      return { available: true };
     } catch (err) {
       return {
         available: false,
@@ -65,6 +110,17 @@ export class DockerDriver implements OrchestratorDriver {
         install: "apt-get install -y docker.io, start dockerd with --bridge=none --iptables=false, set DOCKER_SOCKET",
       };
     }
+    if (!this.guard) return { available: true, notes: [GUARD_OFF_NOTE] };
+    // With user-namespace remapping (or a rootless daemon) a container's uid is not the host uid
+    // the kernel's `meta skuid` sees: the guard would admit the wrong uids and guard nothing.
+    const { SecurityOptions } = (await this.docker.info()) as { SecurityOptions?: string[] };
+    const remap = (SecurityOptions ?? []).find((o) => /name=(userns|rootless)\b/.test(o));
+    if (remap) {
+      return { available: false, reason: `the Docker daemon remaps container uids (${remap}); the loopback guard needs container uids to be host uids`, install: "run dockerd without --userns-remap and not rootless, or set SANDBOX_LOOPBACK_GUARD=off" };
+    }
+    const guard = await this.guard.check();
+    if (!guard.ok) return { available: false, reason: guard.reason, install: INSTALL_NFT };
+    return { available: true };
   }
 
   /**
@@ -76,8 +132,13 @@ export class DockerDriver implements OrchestratorDriver {
     return addons.map((a) => ({ id: a.id, available: true }));
   }
 
-  async start(spec: WorkloadSpec): Promise<WorkloadInfo> {
+  start(spec: WorkloadSpec): Promise<WorkloadInfo> {
     assertSandboxId(spec.sandboxId);
+    this.starting++;
+    return this.queues.run(spec.sandboxId, () => this.startNow(spec)).finally(() => this.starting--);
+  }
+
+  private async startNow(spec: WorkloadSpec): Promise<WorkloadInfo> {
     const replacing = spec.replaceDirectories?.length ? pruneManifest(spec.files, spec.replaceDirectories) : null;
     const files = validateFiles(replacing ? [...spec.files, replacing.manifest] : spec.files);
     const availability = await this.availability();
@@ -90,9 +151,23 @@ export class DockerDriver implements OrchestratorDriver {
       throw new Error(`image ${spec.image} is not on this Docker host (build it: scripts/build-sandbox-image.sh ${spec.image})`);
     }
     const labels = { [LABEL_MANAGED]: "true", [LABEL_SANDBOX]: id, [LABEL_USER]: spec.userId };
-    // Creating an existing volume returns it: start stays idempotent.
-    await this.docker.createVolume({ Name: DockerDriver.volumeName(id), Labels: labels });
+    const volume = DockerDriver.volumeName(id);
+    const previous = await ignoring([404], () => this.docker.getContainer(DockerDriver.containerName(id)).inspect());
+    const previousUid = parseUid(previous?.Config.Labels?.[LABEL_UID]);
+    // Nothing of the sandbox runs while its volume may change hands.
     await ignoring([404], () => this.docker.getContainer(DockerDriver.containerName(id)).remove({ force: true }));
+    // The volume (created here, labelled with a new uid, if there is none) and the sandbox's uid.
+    const { uid, created } = await this.uids.claim(id, volume, labels, previousUid);
+    // A new volume gets the image's /home (uid 1000's) on first mount; an old one is 1000's too. A
+    // previous container with this uid means it was already done.
+    if (created || previousUid !== uid) await this.uids.chownVolume(id, spec.image, volume, uid);
+    // Before anything runs as the uid: from now on it may reach its own loopback listeners only.
+    if (this.guard) await this.guard.admit(uid);
+    else if (!this.guardOffCleared) {
+      // Turned off: a table left from a guarded run would keep refusing this daemon's sandboxes.
+      await dropGuardTableNamed(this.guardTable, this.options.logger);
+      this.guardOffCleared = true;
+    }
 
     const port = await freeLoopbackPort();
     // Host networking: add-on services get free loopback ports of their own, like the agent.
@@ -102,9 +177,9 @@ export class DockerDriver implements OrchestratorDriver {
     const container = await this.docker.createContainer({
       name: DockerDriver.containerName(id),
       Image: spec.image,
-      Labels: { ...labels, [LABEL_PORT]: String(port), [LABEL_ADDON_PORTS]: JSON.stringify(Object.fromEntries(services.map((s) => [s.id, s.port]))) },
+      Labels: { ...labels, [LABEL_UID]: String(uid), [LABEL_PORT]: String(port), [LABEL_ADDON_PORTS]: JSON.stringify(Object.fromEntries(services.map((s) => [s.id, s.port]))) },
       Env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
-      User: `${SANDBOX_UID}:${SANDBOX_UID}`,
+      User: `${uid}:${uid}`,
       WorkingDir: SANDBOX_WORKSPACE,
       // With replaced directories, the agent starts only after what they should no longer hold
       // (a custom agent deleted while the sandbox was stopped) is gone from the volume.
@@ -119,7 +194,7 @@ export class DockerDriver implements OrchestratorDriver {
         // opencode as PID 1 would ignore SIGTERM (no default handlers there) and every stop
         // would wait for the SIGKILL: a tiny init forwards signals and reaps the agent's children.
         Init: true,
-        Mounts: [{ Type: "volume", Source: DockerDriver.volumeName(id), Target: "/home" }],
+        Mounts: [{ Type: "volume", Source: volume, Target: "/home" }],
         ReadonlyRootfs: true,
         Tmpfs: { "/tmp": "rw,nosuid,nodev,mode=1777", "/var/tmp": "rw,nosuid,nodev,mode=1777" },
         CapDrop: ["ALL"],
@@ -132,7 +207,10 @@ export class DockerDriver implements OrchestratorDriver {
         LogConfig: { Type: "json-file", Config: LOG_MAX },
       },
     });
-    if (files.length) await this.putFiles(container, files);
+    // The uid is on the container's labels now. (After a failed start the reservation stays until
+    // this sandbox's next claim replaces it: one uid kept from other sandboxes, never one shared.)
+    this.uids.settle(id);
+    if (files.length) await this.putFiles(container, files, uid);
     await container.start();
 
     let running = true;
@@ -154,16 +232,16 @@ export class DockerDriver implements OrchestratorDriver {
     if (!up || failed) {
       const why = failed ?? `the agent ${running ? `did not answer within ${this.options.agentStartTimeoutMs} ms` : "exited during start-up"}`;
       const tail = (await this.logs(id, { tail: 20 })).join("\n");
-      await this.stop(id, { timeoutMs: 1_000 });
+      await this.stopNow(id, { timeoutMs: 1_000 });
       throw new Error(`sandbox ${id}: ${why}; last output:\n${tail || "(none)"}`);
     }
-    this.options.logger.info({ sandboxId: id, container: container.id.slice(0, 12), port }, "docker sandbox started");
+    this.options.logger.info({ sandboxId: id, container: container.id.slice(0, 12), port, uid }, "docker sandbox started");
     return this.inspect(id);
   }
 
   /** Writes into the volume through the container (created or running): no shell, no exec. */
-  private async putFiles(container: Docker.Container, files: ReturnType<typeof validateFiles>): Promise<void> {
-    const owner = { uid: SANDBOX_UID, gid: SANDBOX_UID };
+  private async putFiles(container: Docker.Container, files: ReturnType<typeof validateFiles>, uid: number): Promise<void> {
+    const owner = { uid, gid: uid };
     const entries: TarEntry[] = [
       ...parentDirs(files.map((f) => f.path)).map((path): TarEntry => ({ type: "dir", path, mode: 0o700, ...owner })),
       ...files.map((f): TarEntry => ({ type: "file", path: f.path, content: f.content, mode: f.mode, ...owner })),
@@ -171,17 +249,37 @@ export class DockerDriver implements OrchestratorDriver {
     await container.putArchive(tarArchive(entries), { path: SANDBOX_HOME });
   }
 
-  async stop(sandboxId: string, options: { timeoutMs?: number } = {}): Promise<void> {
+  stop(sandboxId: string, options: { timeoutMs?: number } = {}): Promise<void> {
     assertSandboxId(sandboxId);
-    const t = Math.ceil((options.timeoutMs ?? 10_000) / 1000);
-    // 304: already stopped; 404: no container. Both mean "stopped" to the caller.
-    await ignoring([304, 404], () => this.docker.getContainer(DockerDriver.containerName(sandboxId)).stop({ t }));
+    return this.queues.run(sandboxId, () => this.stopNow(sandboxId, options));
   }
 
-  async remove(sandboxId: string): Promise<void> {
+  private async stopNow(sandboxId: string, options: { timeoutMs?: number } = {}): Promise<void> {
+    const t = Math.ceil((options.timeoutMs ?? 10_000) / 1000);
+    const container = this.docker.getContainer(DockerDriver.containerName(sandboxId));
+    const info = await ignoring([404], () => container.inspect());
+    // 304: already stopped; 404: no container. Both mean "stopped" to the caller.
+    await ignoring([304, 404], () => container.stop({ t }));
+    // Only now that its processes are gone (the stop returns once the container has exited, and
+    // exec'd processes end with it): its uid keeps no loopback permission.
+    const uid = parseUid(info?.Config.Labels?.[LABEL_UID]);
+    if (uid !== null) await this.guard?.release(uid);
+  }
+
+  remove(sandboxId: string): Promise<void> {
     assertSandboxId(sandboxId);
-    await ignoring([404], () => this.docker.getContainer(DockerDriver.containerName(sandboxId)).remove({ force: true, v: true }));
+    return this.queues.run(sandboxId, () => this.removeNow(sandboxId));
+  }
+
+  private async removeNow(sandboxId: string): Promise<void> {
+    const container = this.docker.getContainer(DockerDriver.containerName(sandboxId));
+    const info = await ignoring([404], () => container.inspect());
+    await ignoring([404], () => container.remove({ force: true, v: true }));
+    const uid = parseUid(info?.Config.Labels?.[LABEL_UID]);
+    if (uid !== null) await this.guard?.release(uid);
     await ignoring([404], () => this.docker.getVolume(DockerDriver.volumeName(sandboxId)).remove());
+    // No sandbox left on the daemon: no table either (never under a start in progress here).
+    if (this.guard && (await this.listManaged()).length === 0 && this.starting === 0) await this.guard.drop();
   }
 
   async inspect(sandboxId: string): Promise<WorkloadInfo> {
@@ -192,6 +290,7 @@ export class DockerDriver implements OrchestratorDriver {
       const state = volume ? "stopped" : "missing";
       return { sandboxId, state, workloadId: null, agentUrl: null, image: null, appliedLimits: null, startedAt: null, exitCode: null };
     }
+    await this.restoreGuard();
     const running = c.State.Running;
     const port = c.Config.Labels?.[LABEL_PORT];
     return {
@@ -238,12 +337,13 @@ export class DockerDriver implements OrchestratorDriver {
     const container = this.docker.getContainer(DockerDriver.containerName(sandboxId));
     const info = await ignoring([404], () => container.inspect());
     if (!info) throw new Error(`sandbox ${sandboxId} has no container`);
-    await this.putFiles(container, valid);
+    const uid = parseUid(info.Config.Labels?.[LABEL_UID]) ?? LEGACY_UID;
+    await this.putFiles(container, valid, uid);
     // A stopped container prunes on its next start (its command does); a running one, now.
     if (replacing && info.State.Running) {
       const exec = await container.exec({
         Cmd: ["/bin/sh", "-c", PRUNE_SCRIPT, "sh", SANDBOX_HOME, ...replacing.directories, "--"],
-        User: `${SANDBOX_UID}:${SANDBOX_UID}`,
+        User: `${uid}:${uid}`,
         AttachStdout: true,
         AttachStderr: true,
       });

@@ -18,7 +18,16 @@ export function createDriver(config: Config, logger: Logger): OrchestratorDriver
   const o = config.orchestrator;
   const log = logger.child({ component: "orchestrator", driver: o.driver });
   if (o.driver === "docker") {
-    return new DockerDriver({ socketPath: o.dockerSocket, agentStartTimeoutMs: o.agentStartTimeoutMs, openFilesLimit: o.openFilesLimit, logger: log });
+    return new DockerDriver({
+      socketPath: o.dockerSocket,
+      agentStartTimeoutMs: o.agentStartTimeoutMs,
+      openFilesLimit: o.openFilesLimit,
+      uidBase: o.uidBase,
+      loopbackGuard: o.loopbackGuard.enabled,
+      loopbackAllowPorts: [...o.loopbackGuard.allowPorts, ...warrenPorts(config)],
+      dataDir: config.dataDir,
+      logger: log,
+    });
   }
   return new LocalDriver({
     // DATA_DIR=memory:// keeps nothing across restarts; sandboxes still need real directories.

@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { chownSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync } from "node:fs";
+import { chownSync, closeSync, existsSync, mkdirSync, openSync, renameSync } from "node:fs";
 import { constants } from "node:os";
 import { resolve } from "node:path";
 import type { AppliedLimits } from "../../db/schema";
@@ -9,7 +9,9 @@ import { addonUrls, hostAddonAvailability, planServices, superviseArgs, toolPath
 import { AddonUnavailableError, DriverUnavailableError, type AddonAvailability, type AddonSpec, type Availability, type OrchestratorDriver, type WorkloadFile, type WorkloadInfo, type WorkloadSpec, type WriteOptions } from "./driver";
 import { SandboxDisks, type DiskOutcome, type StorageQuota } from "./local-disk";
 import { LocalStore, type LocalState } from "./local-store";
-import { dropGuardTable, LoopbackGuard } from "./loopback-guard";
+import { dropGuardTable, GUARD_OFF_NOTE, INSTALL_NFT, LoopbackGuard } from "./loopback-guard";
+import { uidInUse } from "./sandbox-uids";
+import { KeyedQueue } from "./serial";
 import { assertSandboxId, resolveOpencodeBinary, validateFiles, sandboxEnv, SANDBOX_HOME, SANDBOX_WORKSPACE, waitForAgent } from "./opencode";
 import { descendantPidNamespace, freeLoopbackPort, isOurProcess, pidNamespace, pidsOfUid, processStartTime, signal, waitUntil } from "./processes";
 
@@ -55,9 +57,6 @@ export type LocalDriverOptions = {
 
 const SCRATCH = ["/tmp", "/var/tmp"];
 const INSTALL = "apt-get install -y bubblewrap util-linux && bun install";
-const INSTALL_NFT = "apt-get install -y nftables";
-const GUARD_OFF_NOTE =
-  "loopback guard off (SANDBOX_LOOPBACK_GUARD=off): every sandbox can connect to every loopback port of this host, including other sandboxes' add-ons (code-server without a password) and local databases";
 
 // Constant scripts: every value reaches them as an argument, never spliced into the code.
 // The launcher joins the sandbox's cgroups before starting bwrap, so no child is ever born outside
@@ -132,19 +131,9 @@ export class LocalDriver implements OrchestratorDriver {
   // start, stop and remove of one sandbox run one at a time in this process: a removal (say, the
   // cleanup after an account deletion) that lands in the middle of a start would otherwise delete
   // the directory under it and leave its freshly spawned processes with no state to find them by.
-  private readonly queues = new Map<string, Promise<void>>();
+  private readonly queues = new KeyedQueue();
   private exclusive<T>(sandboxId: string, fn: () => Promise<T>): Promise<T> {
-    const previous = this.queues.get(sandboxId) ?? Promise.resolve();
-    const run = previous.then(fn);
-    const tail = run.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.queues.set(sandboxId, tail);
-    void tail.then(() => {
-      if (this.queues.get(sandboxId) === tail) this.queues.delete(sandboxId);
-    });
-    return run;
+    return this.queues.run(sandboxId, fn);
   }
 
   start(spec: WorkloadSpec): Promise<WorkloadInfo> {
@@ -401,18 +390,4 @@ export class LocalDriver implements OrchestratorDriver {
   }
 
   async close(): Promise<void> {}
-}
-
-/**
- * A uid that belongs to an account, or that some process runs as (another Warren's sandbox, say),
- * must never be handed to a sandbox: it would own that account's files and processes.
- */
-function uidInUse(uid: number): boolean {
-  let accounts = "";
-  try {
-    accounts = readFileSync("/etc/passwd", "utf8");
-  } catch {
-    // No passwd file: only running processes can tell.
-  }
-  return accounts.split("\n").some((line) => line.split(":")[2] === String(uid)) || pidsOfUid(uid).length > 0;
 }

@@ -4,6 +4,7 @@ import type { AppliedLimits } from "../../db/schema";
 import type { WorkloadFile, WriteOptions } from "./driver";
 import { assertDiskMounted, dataRoot } from "./local-disk";
 import { PRUNE_SCRIPT, pruneManifest, validateFiles } from "./opencode";
+import { firstFreeUid, UID_SPAN } from "./sandbox-uids";
 
 /**
  * On-disk layout of a local sandbox, the only memory the local driver has, so that a restarted
@@ -76,19 +77,22 @@ export class LocalStore {
   }
 
   /** Claims the lowest free uid from base (skipping any `inUse` says the host uses): the "wx" create is atomic, so two starts never share one. */
-  claimUid(base: number, inUse: (uid: number) => boolean, span = 60_000): number {
+  claimUid(base: number, inUse: (uid: number) => boolean, span = UID_SPAN): number {
     const dir = join(this.root, ".uids");
     mkdirSync(dir, { recursive: true, mode: 0o700 });
-    for (let uid = base; uid < base + span; uid++) {
-      if (existsSync(join(dir, String(uid))) || inUse(uid)) continue;
-      try {
-        writeFileSync(join(dir, String(uid)), "", { flag: "wx", mode: 0o600 });
-        return uid;
-      } catch {
-        // Taken.
-      }
-    }
-    throw new Error(`no free sandbox uid in ${base}..${base + span}`);
+    return firstFreeUid(
+      base,
+      (uid) => {
+        if (existsSync(join(dir, String(uid))) || inUse(uid)) return false;
+        try {
+          writeFileSync(join(dir, String(uid)), "", { flag: "wx", mode: 0o600 });
+          return true;
+        } catch {
+          return false; // Taken.
+        }
+      },
+      span,
+    );
   }
 
   releaseUid(uid: number): void {

@@ -3,7 +3,8 @@ import { resolve } from "node:path";
 import type { Logger } from "../lib/logger";
 
 /**
- * The local driver's loopback guard: sandboxes share the host's network namespace, so without it
+ * The loopback guard of the local and docker drivers: sandboxes share the host's network namespace
+ * (bubblewrap without a network namespace; containers on `--network host`), so without it
  * any sandbox could open 127.0.0.1:<port> of another sandbox's unauthenticated add-on
  * (code-server --auth none, websockify) or of a host service (PostgreSQL with trust auth). Every
  * sandbox runs under a host uid of its own, and the kernel knows the owner of the socket a packet
@@ -29,14 +30,25 @@ import type { Logger } from "../lib/logger";
  * sandboxes that are running, so a Warren restart or crash never leaves a stale or missing rule
  * set; it is deleted when the data directory has no sandbox left. Every value in the scripts is a
  * number Warren generated.
+ *
+ * The local driver keeps one table per data directory (guardTableName); the docker driver one per
+ * Docker socket and data directory (dockerGuardTableName), its members the uids on its running
+ * containers' labels. Both hand out uids from the same range (sandbox-uids.ts).
  */
 
-export type LoopbackGuardOptions = {
-  dataDir: string;
+export type LoopbackGuardOptions = (
+  | { dataDir: string }
+  /** A table name given explicitly (the docker driver's, dockerGuardTableName). */
+  | { table: string }
+) & {
   /** Loopback ports every sandbox may reach (Warren's API, a local model server, …). */
   allowPorts: number[];
   logger: Logger;
 };
+
+export const INSTALL_NFT = "apt-get install -y nftables";
+export const GUARD_OFF_NOTE =
+  "loopback guard off (SANDBOX_LOOPBACK_GUARD=off): every sandbox can connect to every loopback port of this host, including other sandboxes' add-ons (code-server without a password) and local databases";
 
 export type GuardCheck = { ok: true } | { ok: false; reason: string };
 
@@ -47,6 +59,17 @@ const NFT_PATH = "/usr/sbin:/usr/bin:/sbin:/bin";
 /** `inet warren_<8 hex>`: one table per resolved data directory, so two Warrens on a host keep apart. */
 export function guardTableName(dataDir: string): string {
   return `warren_${createHash("sha256").update(resolve(dataDir)).digest("hex").slice(0, 8)}`;
+}
+
+/**
+ * `inet warren_docker_<8 hex>`: the docker driver's table, one per Docker socket path (the daemon
+ * whose containers it guards) and data directory (two Warrens on one daemon keep apart, as two
+ * local data directories do). Without a data directory (DATA_DIR=memory://) the socket alone: the
+ * name must stay the same across restarts, or a crashed Warren's table would never be dropped.
+ */
+export function dockerGuardTableName(socketPath: string, dataDir: string | null): string {
+  const key = `docker\0${resolve(socketPath)}\0${dataDir ? resolve(dataDir) : ""}`;
+  return `warren_docker_${createHash("sha256").update(key).digest("hex").slice(0, 8)}`;
 }
 
 export function nftBinary(): string | null {
@@ -67,12 +90,12 @@ export class LoopbackGuard {
   private checked = false;
   private queue: Promise<unknown> = Promise.resolve();
 
-  /** `running` lists the uids of the sandboxes of this data directory that are running now. */
+  /** `running` lists the uids of the sandboxes of this data directory (or Docker daemon) that are running now. */
   constructor(
     private readonly options: LoopbackGuardOptions,
-    private readonly running: () => number[],
+    private readonly running: () => number[] | Promise<number[]>,
   ) {
-    this.table = guardTableName(options.dataDir);
+    this.table = "table" in options ? options.table : guardTableName(options.dataDir);
     for (const p of options.allowPorts) uint(p, 65535);
   }
 
@@ -133,7 +156,7 @@ export class LoopbackGuard {
   /** nft is installed and the kernel accepts the table (a dry run, `nft -c`: nothing changes). */
   async check(): Promise<GuardCheck> {
     if (this.checked) return { ok: true };
-    if (!nftBinary()) return { ok: false, reason: "nft (nftables) is not installed; the local driver guards sandboxes' loopback traffic with it" };
+    if (!nftBinary()) return { ok: false, reason: "nft (nftables) is not installed; sandboxes' loopback traffic is guarded with it (SANDBOX_LOOPBACK_GUARD)" };
     const result = await this.nft(this.script([]), { check: true });
     if (!result.ok) return { ok: false, reason: `nftables refused the loopback guard's table: ${result.error}` };
     this.checked = true;
@@ -180,7 +203,7 @@ export class LoopbackGuard {
     return this.serial(async () => {
       this.pending.clear();
       this.restored = false;
-      await dropGuardTable(this.options.dataDir, this.options.logger);
+      await dropGuardTableNamed(this.table, this.options.logger);
     });
   }
 
@@ -195,7 +218,7 @@ export class LoopbackGuard {
   }
 
   private async rebuild(): Promise<void> {
-    const uids = new Set([...this.running(), ...this.pending]);
+    const uids = new Set([...(await this.running()), ...this.pending]);
     const result = await this.nft(this.script(uids));
     if (!result.ok) throw new Error(`loopback guard: nftables refused table ${this.ref}: ${result.error}`);
     this.restored = true;
@@ -214,9 +237,13 @@ export class LoopbackGuard {
 }
 
 /** Deletes the data directory's table if there is one (no sandbox left, or the guard turned off). */
-export async function dropGuardTable(dataDir: string, logger: Logger): Promise<void> {
+export function dropGuardTable(dataDir: string, logger: Logger): Promise<void> {
+  return dropGuardTableNamed(guardTableName(dataDir), logger);
+}
+
+export async function dropGuardTableNamed(table: string, logger: Logger): Promise<void> {
   if (!nftBinary()) return;
-  const ref = `inet ${guardTableName(dataDir)}`;
+  const ref = `inet ${table}`;
   const result = await runNft(`table ${ref}\ndelete table ${ref}\n`);
   if (!result.ok) logger.warn({ table: ref, error: result.error }, "loopback guard: could not delete the table");
 }

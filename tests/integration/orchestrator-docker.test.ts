@@ -20,8 +20,12 @@ let driver: OrchestratorDriver;
 let docker: Docker;
 const used: string[] = [];
 
+const uidBase = 400_000 + Math.floor(Math.random() * 1_000) * 1_000;
 const newDriver = () =>
-  createDriver(testConfig({ ORCHESTRATOR_DRIVER: "docker", DOCKER_SOCKET: dockerd!.socket, SANDBOX_OPEN_FILES_LIMIT: "1500" }), memoryLogger().logger);
+  createDriver(
+    testConfig({ ORCHESTRATOR_DRIVER: "docker", DOCKER_SOCKET: dockerd!.socket, SANDBOX_OPEN_FILES_LIMIT: "1500", SANDBOX_UID_BASE: String(uidBase) }),
+    memoryLogger().logger,
+  );
 
 function spec(sandboxId: string): WorkloadSpec {
   used.push(sandboxId);
@@ -81,7 +85,9 @@ describe.skipIf(skipReason !== null)("docker driver", () => {
     const c = await containerOf(id);
     expect(c.Config.Labels).toMatchObject({ "warren.sandbox-id": id, "warren.user-id": "usr_test", "warren.managed": "true" });
     expect(c.HostConfig.NetworkMode).toBe("host");
-    expect(c.Config.User).toBe("1000:1000");
+    // A host uid of its own (docker-loopback-guard.test.ts checks more), never the image's 1000.
+    expect(c.Config.User).toBe(`${c.Config.Labels["warren.uid"]}:${c.Config.Labels["warren.uid"]}`);
+    expect(Number(c.Config.Labels["warren.uid"])).toBeGreaterThanOrEqual(uidBase);
     expect(c.Config.Env).toContain(`OPENCODE_SERVER_PASSWORD=${s.agentPassword}`);
     expect(c.Mounts.map((m) => [m.Type, m.Name, m.Destination])).toEqual([["volume", DockerDriver.volumeName(id), "/home"]]);
     expect((await driver.start(s)).workloadId).toBe(info.workloadId);
@@ -107,13 +113,15 @@ describe.skipIf(skipReason !== null)("docker driver", () => {
 
   test("files land in the volume, owned by the sandbox user, 0600; traversal is refused", async () => {
     await driver.writeFiles(id, [{ path: ".local/share/opencode/auth.json", content: '{"k":"v"}' }]);
-    const root = `/proc/${(await containerOf(id)).State.Pid}/root`;
+    const c = await containerOf(id);
+    const uid = Number(c.Config.Labels["warren.uid"]);
+    const root = `/proc/${c.State.Pid}/root`;
     const auth = `${root}/home/sandbox/.local/share/opencode/auth.json`;
     expect(readFileSync(auth, "utf8")).toBe('{"k":"v"}');
     expect(statSync(auth).mode & 0o777).toBe(0o600);
-    expect(statSync(auth).uid).toBe(1000);
+    expect(statSync(auth).uid).toBe(uid);
     // Written before start (opencode itself then rewrites it, adding its "$schema" key).
-    expect(statSync(`${root}/home/sandbox/.config/opencode/opencode.json`).uid).toBe(1000);
+    expect(statSync(`${root}/home/sandbox/.config/opencode/opencode.json`).uid).toBe(uid);
     // Replacing a directory in the running container removes what the new set no longer has.
     await driver.writeFiles(id, [{ path: ".config/opencode/agents/other.md", content: "# other\n" }], { replaceDirectories: [".config/opencode/agents"] });
     expect(existsSync(`${root}/home/sandbox/.config/opencode/agents/keeper.md`)).toBe(false);
