@@ -198,10 +198,14 @@ export class LoopbackGuard {
     });
   }
 
-  /** No sandbox left in the data directory: no table either. */
+  /**
+   * No sandbox left in the data directory: no table either. Not while a uid admitted by this
+   * process has not been released: a start in progress (admitted, its state not written yet) is
+   * not among the sandboxes the caller counted, and dropping would leave it unguarded.
+   */
   drop(): Promise<void> {
     return this.serial(async () => {
-      this.pending.clear();
+      if (this.pending.size > 0) return;
       this.restored = false;
       await dropGuardTableNamed(this.table, this.options.logger);
     });

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import type { TCPSocketListener } from "bun";
 import { createDriver, type OrchestratorDriver, type WorkloadSpec } from "../../src/orchestrator";
 import { agentAuthHeader } from "../../src/orchestrator/local-driver";
-import { guardTableName } from "../../src/orchestrator/loopback-guard";
+import { guardTableName, LoopbackGuard } from "../../src/orchestrator/loopback-guard";
 import { pidsOfUid } from "../../src/orchestrator/processes";
 import { orchestratorStatus } from "../../src/routes/orchestrator";
 import { memoryLogger, testConfig } from "../helpers/app";
@@ -219,6 +219,28 @@ describe("loopback guard (local driver, real nftables)", () => {
     expect(await tableExists()).toBe(true);
     await driver.remove(b.id);
     expect(await tableExists()).toBe(false);
+  });
+});
+
+describe("loopback guard, the table's lifetime", () => {
+  test("the last removal does not drop the table while a start admitted by this process is in flight", async () => {
+    // The race the driver's remove() had: its count of sandboxes misses one whose start has been
+    // admitted but has not written its state yet; dropping then would leave that sandbox unguarded.
+    const dir = mkdtempSync(join(tmpdir(), "warren-guard-drop-"));
+    const name = guardTableName(dir);
+    const exists = async () => (await Bun.spawn(["nft", "list", "table", "inet", name], { stdout: "ignore", stderr: "ignore" }).exited) === 0;
+    const guard = new LoopbackGuard({ dataDir: dir, allowPorts: [], logger: memoryLogger().logger }, () => []);
+    try {
+      await guard.admit(uidBase + 999);
+      await guard.drop();
+      expect(await exists()).toBe(true);
+      await guard.release(uidBase + 999);
+      await guard.drop();
+      expect(await exists()).toBe(false);
+    } finally {
+      reapSandboxes(dir);
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
