@@ -55,6 +55,13 @@ export function assertDiskMounted(sandboxDir: string): void {
 export class SandboxDisks {
   constructor(private readonly options: { quota: StorageQuota; logger: Logger }) {}
 
+  /** For the driver's availability notes: why new sandboxes get no storage limit here, or null. */
+  hostNote(): string | null {
+    if (this.options.quota === "off") return "storage quotas off (SANDBOX_STORAGE_QUOTA=off): new sandboxes' files share the host's disk";
+    const problem = hostProblem();
+    return problem ? `storage quotas not applied on this host (${problem}): new sandboxes' files share the host's disk` : null;
+  }
+
   /**
    * Before anything is written into the sandbox's home or workspace: creates (first start), grows
    * (the tier grew), mounts (or reuses the mount) and moves plain directories of an older sandbox

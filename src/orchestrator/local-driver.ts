@@ -118,10 +118,13 @@ export class LocalDriver implements OrchestratorDriver {
     }
     const bin = resolveOpencodeBinary(this.options.opencodeBin);
     if ("problem" in bin) return { available: false, reason: bin.problem, install: "bun install" };
-    if (!this.guard) return { available: true, notes: [GUARD_OFF_NOTE] };
-    const guard = await this.guard.check();
-    if (!guard.ok) return { available: false, reason: guard.reason, install: INSTALL_NFT };
-    return { available: true };
+    if (this.guard) {
+      const guard = await this.guard.check();
+      if (!guard.ok) return { available: false, reason: guard.reason, install: INSTALL_NFT };
+    }
+    // Available, but an operator should know what is not enforced (GET /api/v1/orchestrator).
+    const notes = [...(this.guard ? [] : [GUARD_OFF_NOTE]), ...[this.disks.hostNote()].filter((n) => n !== null)];
+    return notes.length ? { available: true, notes } : { available: true };
   }
 
   async addonAvailability(addons: AddonSpec[]): Promise<AddonAvailability[]> {

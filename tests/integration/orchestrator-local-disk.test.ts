@@ -3,6 +3,7 @@ import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, re
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createDriver, type OrchestratorDriver, type WorkloadSpec } from "../../src/orchestrator";
+import { orchestratorStatus } from "../../src/routes/orchestrator";
 import { unmountAllUnder } from "../../src/orchestrator/local-disk";
 import { pidsOfUid } from "../../src/orchestrator/processes";
 import { memoryLogger, testConfig } from "../helpers/app";
@@ -210,6 +211,12 @@ describe("local driver: a disk of the tier's size per sandbox", () => {
 describe("local driver: sandboxes from before disks", () => {
   const id = `sbx_disk_plain_${run}`;
   const dir = sandboxDir(id);
+
+  test("SANDBOX_STORAGE_QUOTA=off is said where operators look: the driver's availability notes", async () => {
+    expect(await driver.availability()).toEqual({ available: true });
+    const status = await orchestratorStatus(plainDriver);
+    expect(status).toMatchObject({ available: true, notes: ["storage quotas off (SANDBOX_STORAGE_QUOTA=off): new sandboxes' files share the host's disk"] });
+  });
 
   test("SANDBOX_STORAGE_QUOTA=off: plain directories, and appliedLimits say storage is not applied", async () => {
     const info = await plainDriver.start(spec(id, 1));
