@@ -87,16 +87,6 @@ export class DockerDriver implements OrchestratorDriver {
     return running.flatMap((c) => (c.Labels[LABEL_SANDBOX] ? [parseUid(c.Labels[LABEL_UID])] : [])).filter((u): u is number => u !== null);
   }
 
-  /** After a restart the guard's table is rebuilt on first look at the sandboxes, not only on a start. */
-  private async restoreGuard(): Promise<void> {
-    if (!this.guard) return;
-    try {
-      await this.guard.restore();
-    } catch (err) {
-      this.options.logger.error({ err }, "loopback guard: could not restore the table");
-    }
-  }
-
   static containerName = (id: string) => `warren-${id}`;
   static volumeName = (id: string) => `warren-${id}-home`;
 
@@ -290,7 +280,8 @@ export class DockerDriver implements OrchestratorDriver {
       const state = volume ? "stopped" : "missing";
       return { sandboxId, state, workloadId: null, agentUrl: null, image: null, appliedLimits: null, startedAt: null, exitCode: null };
     }
-    await this.restoreGuard();
+    // After a restart the table is rebuilt on first look at the sandboxes, not only on a start.
+    await this.guard?.restoreOrLog();
     const running = c.State.Running;
     const port = c.Config.Labels?.[LABEL_PORT];
     return {

@@ -98,16 +98,6 @@ export class LocalDriver implements OrchestratorDriver {
     });
   }
 
-  /** After a restart the guard's table is rebuilt on first look at the sandboxes, not only on a start. */
-  private async restoreGuard(): Promise<void> {
-    if (!this.guard) return;
-    try {
-      await this.guard.restore();
-    } catch (err) {
-      this.options.logger.error({ err }, "loopback guard: could not restore the table");
-    }
-  }
-
   async availability(): Promise<Availability> {
     if (process.platform !== "linux") return { available: false, reason: "the local driver needs Linux", install: "use ORCHESTRATOR_DRIVER=docker" };
     if (process.getuid?.() !== 0) {
@@ -355,7 +345,8 @@ export class LocalDriver implements OrchestratorDriver {
     assertSandboxId(sandboxId);
     const state = this.store.read(sandboxId);
     if (!state) return { sandboxId, state: "missing", workloadId: null, agentUrl: null, image: null, appliedLimits: null, startedAt: null, exitCode: null };
-    await this.restoreGuard();
+    // After a restart the table is rebuilt on first look at the sandboxes, not only on a start.
+    await this.guard?.restoreOrLog();
     this.store.boundLog(sandboxId, this.options.logMaxBytes);
     return this.info(sandboxId, state);
   }

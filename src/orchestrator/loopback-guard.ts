@@ -169,6 +169,15 @@ export class LoopbackGuard {
     return this.serial(() => (this.restored ? Promise.resolve() : this.rebuild()));
   }
 
+  /** restore(), for a caller that must go on when nftables fails: the failure is logged. */
+  async restoreOrLog(): Promise<void> {
+    try {
+      await this.restore();
+    } catch (err) {
+      this.options.logger.error({ err }, "loopback guard: could not restore the table");
+    }
+  }
+
   /** Before a sandbox's processes are spawned: its uid may reach its own listeners from then on. */
   admit(uid: number): Promise<void> {
     return this.serial(async () => {

@@ -9,6 +9,7 @@ import { orchestratorStatus } from "../../src/routes/orchestrator";
 import { memoryLogger, testConfig } from "../helpers/app";
 import { TEST_DATABASE_URL } from "../helpers/db";
 import { buildSandboxImage, startDockerd, type TestDockerd } from "../helpers/dockerd";
+import { connectAsRoot, connectOutcome, nftMembers, nftTableExists, tcpConnect } from "../helpers/guard";
 
 // The docker driver's per-sandbox uids and loopback guard, for real: a dockerd of our own
 // (tests/helpers/dockerd.ts), the image of scripts/build-sandbox-image.sh, two containers on the
@@ -86,32 +87,11 @@ async function startSandbox(s: Sandbox, d = driver) {
 const docker$ = (args: string[]) => Bun.spawn(["docker", ...args], { env: { ...process.env, DOCKER_HOST: `unix://${dockerd!.socket}` }, stdout: "pipe", stderr: "pipe" });
 
 /** A TCP connect from inside container s, as its uid: "open", "refused" or what else happened. */
-async function connectFrom(s: Sandbox, host: string, port: number): Promise<string> {
-  const proc = docker$(["exec", "-u", `${s.uid}:${s.uid}`, DockerDriver.containerName(s.id), "timeout", "8", "bash", "-c", 'exec 3<>"/dev/tcp/$0/$1" && echo open', host, String(port)]);
-  const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
-  if (out.trim() === "open") return "open";
-  if (/Connection refused/.test(err)) return "refused";
-  return `code ${code}: ${err.trim()}`;
-}
+const connectFrom = (s: Sandbox, host: string, port: number) =>
+  connectOutcome(["env", `DOCKER_HOST=unix://${dockerd!.socket}`, "docker", "exec", "-u", `${s.uid}:${s.uid}`, DockerDriver.containerName(s.id), ...tcpConnect(host, port)]);
 
-async function connectAsRoot(port: number): Promise<string> {
-  try {
-    const socket = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } });
-    socket.end();
-    return "open";
-  } catch (err) {
-    return (err as Error).message;
-  }
-}
-
-const nftMembers = async (): Promise<number[] | null> => {
-  const proc = Bun.spawn(["nft", "list", "set", "inet", table, "members"], { stdout: "pipe", stderr: "ignore" });
-  const [out, code] = await Promise.all([new Response(proc.stdout).text(), proc.exited]);
-  if (code !== 0) return null;
-  const elements = /elements = \{([^}]*)\}/.exec(out)?.[1] ?? "";
-  return elements.split(",").map((e) => Number(e.trim())).filter((n) => n > 0).sort();
-};
-const tableExists = async () => (await Bun.spawn(["nft", "list", "table", "inet", table], { stdout: "ignore", stderr: "ignore" }).exited) === 0;
+const nftMembersNow = () => nftMembers(table);
+const tableExists = () => nftTableExists(table);
 const statusUid = (pid: number) => Number(/^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1]);
 
 beforeAll(async () => {
@@ -170,7 +150,7 @@ describe.skipIf(skipReason !== null)("docker driver: a host uid per sandbox", ()
 
 describe.skipIf(skipReason !== null)("docker driver: loopback guard (real nftables)", () => {
   test("the table holds exactly the running sandboxes' uids", async () => {
-    expect(await nftMembers()).toEqual([a.uid, b.uid].sort());
+    expect(await nftMembersNow()).toEqual([a.uid, b.uid].sort());
   });
 
   test("a sandbox reaches its own agent and add-on; another's are refused (code-server has no password)", async () => {
@@ -196,18 +176,18 @@ describe.skipIf(skipReason !== null)("docker driver: loopback guard (real nftabl
   test("stop takes the uid out; it is kept across stop/start and a restarted Warren, which rebuilds the table", async () => {
     const uidA = a.uid;
     await driver.stop(a.id, { timeoutMs: 5_000 });
-    expect(await nftMembers()).toEqual([b.uid]);
+    expect(await nftMembersNow()).toEqual([b.uid]);
     expect(await volumeUid(a.id)).toBe(String(uidA));
 
     await startSandbox(a);
     expect(a.uid).toBe(uidA);
-    expect(await nftMembers()).toEqual([a.uid, b.uid].sort());
+    expect(await nftMembersNow()).toEqual([a.uid, b.uid].sort());
 
     // The table lost, and Warren restarted: the new driver puts it back on its first look.
     expect(await Bun.spawn(["nft", "delete", "table", "inet", table]).exited).toBe(0);
     driver = newDriver();
     expect((await driver.listManaged()).filter((w) => w.state === "running").map((w) => w.sandboxId).sort()).toEqual([a.id, b.id].sort());
-    expect(await nftMembers()).toEqual([a.uid, b.uid].sort());
+    expect(await nftMembersNow()).toEqual([a.uid, b.uid].sort());
     expect(await connectFrom(b, "127.0.0.1", a.addonPort)).toBe("refused");
 
     // ... and gives the same uid to a sandbox it stops and starts again.
@@ -238,7 +218,7 @@ describe.skipIf(skipReason !== null)("docker driver: loopback guard (real nftabl
     // Its uid lives on its container's labels: the same after a stop and start.
     const uid = legacy.uid;
     await driver.stop(legacy.id, { timeoutMs: 5_000 });
-    expect(await nftMembers()).toEqual([a.uid, b.uid].sort());
+    expect(await nftMembersNow()).toEqual([a.uid, b.uid].sort());
     await startSandbox(legacy);
     expect(legacy.uid).toBe(uid);
   });
@@ -246,7 +226,7 @@ describe.skipIf(skipReason !== null)("docker driver: loopback guard (real nftabl
   test("removing the last sandbox deletes the table; nothing of the sandboxes is left", async () => {
     await driver.remove(legacy.id);
     await driver.remove(a.id);
-    expect(await nftMembers()).toEqual([b.uid]);
+    expect(await nftMembersNow()).toEqual([b.uid]);
     await driver.remove(b.id);
     expect(await tableExists()).toBe(false);
     expect(await docker.listContainers({ all: true })).toEqual([]);

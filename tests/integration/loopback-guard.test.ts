@@ -10,6 +10,7 @@ import { pidsOfUid } from "../../src/orchestrator/processes";
 import { orchestratorStatus } from "../../src/routes/orchestrator";
 import { memoryLogger, testConfig } from "../helpers/app";
 import { TEST_DATABASE_URL } from "../helpers/db";
+import { connectAsRoot, connectOutcome, nftMembers, nftTableExists, tcpConnect } from "../helpers/guard";
 import { reapSandboxes } from "../helpers/server";
 
 // The local driver's loopback guard, for real: two bubblewrap sandboxes running OpenCode and an
@@ -89,36 +90,10 @@ const inside = (s: Sandbox, cmd: string[]) => [
 ];
 
 /** A TCP connect from inside sandbox s: "open", "refused" or what else happened. */
-async function connectFrom(s: Sandbox, host: string, port: number): Promise<string> {
-  const proc = Bun.spawn(inside(s, ["timeout", "8", "bash", "-c", 'exec 3<>"/dev/tcp/$0/$1" && echo open', host, String(port)]), {
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
-  if (out.trim() === "open") return "open";
-  if (/Connection refused/.test(err)) return "refused";
-  return `code ${code}: ${err.trim()}`;
-}
+const connectFrom = (s: Sandbox, host: string, port: number) => connectOutcome(inside(s, tcpConnect(host, port)));
 
-/** A TCP connect as root (Warren): the guard never applies to it. */
-async function connectAsRoot(port: number): Promise<string> {
-  try {
-    const socket = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } });
-    socket.end();
-    return "open";
-  } catch (err) {
-    return (err as Error).message;
-  }
-}
-
-const nftMembers = async (): Promise<number[] | null> => {
-  const proc = Bun.spawn(["nft", "list", "set", "inet", table, "members"], { stdout: "pipe", stderr: "ignore" });
-  const [out, code] = await Promise.all([new Response(proc.stdout).text(), proc.exited]);
-  if (code !== 0) return null;
-  const elements = /elements = \{([^}]*)\}/.exec(out)?.[1] ?? "";
-  return elements.split(",").map((e) => Number(e.trim())).filter((n) => n > 0).sort();
-};
-const tableExists = async () => (await Bun.spawn(["nft", "list", "table", "inet", table], { stdout: "ignore", stderr: "ignore" }).exited) === 0;
+const nftMembersNow = () => nftMembers(table);
+const tableExists = () => nftTableExists(table);
 
 const hostAddress = Object.values(networkInterfaces())
   .flat()
@@ -139,7 +114,7 @@ afterAll(async () => {
 
 describe("loopback guard (local driver, real nftables)", () => {
   test("the table holds exactly the running sandboxes' uids", async () => {
-    expect(await nftMembers()).toEqual([a.uid, b.uid].sort());
+    expect(await nftMembersNow()).toEqual([a.uid, b.uid].sort());
   });
 
   test("a sandbox reaches its own agent and add-on, and a server it starts itself", async () => {
@@ -196,20 +171,20 @@ describe("loopback guard (local driver, real nftables)", () => {
 
   test("stopping a sandbox removes its uid; a restarted Warren rebuilds the table from the running sandboxes", async () => {
     await driver.stop(a.id, { timeoutMs: 5_000 });
-    expect(await nftMembers()).toEqual([b.uid]);
+    expect(await nftMembersNow()).toEqual([b.uid]);
 
     // The table lost (a flushed ruleset, a reboot of nftables): a new driver instance puts it back
     // on its first look at the sandboxes, with B (still running) in it.
     expect((await Bun.spawn(["nft", "delete", "table", "inet", table]).exited)).toBe(0);
     driver = newDriver();
     expect((await driver.listManaged()).find((w) => w.sandboxId === b.id)?.state).toBe("running");
-    expect(await nftMembers()).toEqual([b.uid]);
+    expect(await nftMembersNow()).toEqual([b.uid]);
     expect(await connectFrom(b, "127.0.0.1", b.addonPort)).toBe("open");
     expect(await connectFrom(b, "127.0.0.1", hostService.port)).toBe("refused");
 
     // A starts again (new ports): it is back in, and B is still kept out of A's new ports.
     await startSandbox(a);
-    expect(await nftMembers()).toEqual([a.uid, b.uid].sort());
+    expect(await nftMembersNow()).toEqual([a.uid, b.uid].sort());
     expect(await connectFrom(a, "127.0.0.1", a.addonPort)).toBe("open");
     expect(await connectFrom(b, "127.0.0.1", a.addonPort)).toBe("refused");
   });
