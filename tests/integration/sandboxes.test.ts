@@ -156,6 +156,35 @@ describe("list and get", () => {
     const stopped = await json(await app().request("/api/v1/sandboxes?status=running", { token: u.token }));
     expect(stopped.data).toEqual([]);
   });
+
+  test("filters combine with the cursor; % and _ in q are literal; each caller sees only their own", async () => {
+    const u = await signUp(app());
+    const other = await signUp(app());
+    for (const name of ["100%_done", "100xydone", "half_done", "plain"]) await createOk(u, { name });
+    await createOk(other, { name: "100%_done elsewhere" });
+    const names = async (token: string, query: string) => {
+      const body = await json(await app().request(`/api/v1/sandboxes?${query}`, { token }));
+      return { names: body.data.map((s: { name: string }) => s.name) as string[], next: body.nextCursor as string | null };
+    };
+    // The same query shapes several times (they run as prepared statements), for two users.
+    for (let i = 0; i < 6; i++) {
+      expect((await names(u.token, `q=${encodeURIComponent("100%_")}`)).names).toEqual(["100%_done"]);
+      expect((await names(other.token, `q=${encodeURIComponent("100%_")}`)).names).toEqual(["100%_done elsewhere"]);
+      expect((await names(u.token, "q=_done")).names).toEqual(["half_done", "100%_done"]);
+    }
+    const statuses = (await json(await app().request("/api/v1/sandboxes", { token: u.token }))).data.map((s: { status: string }) => s.status);
+    // Sandboxes created without autoStart wait in one status; the filter and the cursor page through it.
+    const status = statuses[0];
+    expect(statuses.every((s: string) => s === status)).toBe(true);
+    const all: string[] = [];
+    let next: string | null = null;
+    do {
+      const page = await names(u.token, `status=${status}&q=done&limit=1${next ? `&cursor=${next}` : ""}`);
+      all.push(...page.names);
+      next = page.next;
+    } while (next);
+    expect(all).toEqual(["half_done", "100xydone", "100%_done"]);
+  });
 });
 
 describe("lifecycle with the local driver", () => {

@@ -2,6 +2,7 @@ import { and, asc, desc, eq, isNull, sql, type SQL } from "drizzle-orm";
 import { chatMessages, chatSessions, chatSyncState } from "../../../db/schema";
 import type { ServiceContext } from "../../context";
 import { queryRows, ts } from "../../database/client";
+import { p, prepared } from "../../database/prepared";
 import { AppError, notFound } from "../../errors";
 import { decodeCursor, newestFirst, toPage } from "../../lib/pagination";
 import { recordActivity } from "../activity/record";
@@ -16,19 +17,7 @@ type SessionStatus = SessionRow["status"];
  * Purged sessions are tombstones and do not exist for readers.
  */
 
-// Hot reads run as prepared statements (Drizzle `.prepare()`; postgres.js then parses and plans
-// each shape once per connection instead of on every request — measured in bench/chat.ts), one
-// statement per shape of the query, kept per database handle.
-type Prepared<R> = { execute(values?: Record<string, unknown>): Promise<R> };
-const preparedByDb = new WeakMap<object, Map<string, Prepared<unknown>>>();
-function prepared<R>(db: ServiceContext["db"], key: string, build: () => Prepared<R>): Prepared<R> {
-  let map = preparedByDb.get(db);
-  if (!map) preparedByDb.set(db, (map = new Map()));
-  let q = map.get(key);
-  if (!q) map.set(key, (q = build() as Prepared<unknown>));
-  return q as Prepared<R>;
-}
-const p = (name: string) => sql.placeholder(name);
+// Hot reads run as prepared statements, one per shape of the query (src/database/prepared.ts).
 
 /** Decodes a cursor; when it is bad, the ownership check runs first so that its 404 wins, as it always has. */
 async function orOwnership<T>(decode: () => T, check: () => Promise<unknown>): Promise<T> {

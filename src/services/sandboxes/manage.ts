@@ -1,34 +1,19 @@
-import { and, eq, ilike, inArray, sql } from "drizzle-orm";
+import { and, eq, inArray, sql } from "drizzle-orm";
 import { sandboxAddons, sandboxes } from "../../../db/schema";
 import type { ServiceContext } from "../../context";
 import { ts } from "../../database/client";
 import { AppError, notFound } from "../../errors";
-import { afterCursor, newestFirst, toPage } from "../../lib/pagination";
 import { recordActivity } from "../activity/record";
 import { resolveSelection } from "../catalog/catalog";
-import { addonIdsOf, addonPairs, findOwned, ownedView, sandboxWithAddons, viewOf } from "./queries";
+import { addonIdsOf, findOwned, ownedPage, ownedView, viewOf } from "./queries";
 import type { SandboxRuntime } from "./runtime";
 import { RECONFIGURABLE, type SandboxStatus } from "./state-machine";
-import { sandboxView } from "./view";
 
 export async function listSandboxes(
   ctx: ServiceContext,
   q: { limit: number; cursor?: string | undefined; status?: SandboxStatus | undefined; q?: string | undefined },
 ) {
-  const rows = await ctx.db
-    .select(sandboxWithAddons)
-    .from(sandboxes)
-    .where(
-      and(
-        eq(sandboxes.userId, ctx.userId),
-        q.status ? eq(sandboxes.status, q.status) : undefined,
-        q.q ? ilike(sandboxes.name, `%${q.q.replace(/[\\%_]/g, (m) => `\\${m}`)}%`) : undefined,
-        afterCursor(q.cursor, sandboxes),
-      ),
-    )
-    .orderBy(...newestFirst(sandboxes))
-    .limit(q.limit + 1);
-  return toPage(rows, q.limit, (r) => sandboxView(r, addonPairs(r)));
+  return ownedPage(ctx.db, ctx, q);
 }
 
 export async function getSandbox(ctx: ServiceContext, id: string) {

@@ -1,9 +1,12 @@
-import { and, eq, getTableColumns, inArray, isNotNull, sql } from "drizzle-orm";
+import { and, eq, ilike, inArray, isNotNull, sql, type SQL } from "drizzle-orm";
 import { containerAddons, sandboxAddons, sandboxes } from "../../../db/schema";
 import type { ServiceContext } from "../../context";
 import type { Db, Executor } from "../../database/client";
+import { p, prepared, statementName } from "../../database/prepared";
 import { notFound } from "../../errors";
-import { sandboxView, type SandboxRow } from "./view";
+import { decodeCursor, newestFirst, toPage } from "../../lib/pagination";
+import type { SandboxStatus } from "./state-machine";
+import { sandboxView, VIEW_COLUMNS, type SandboxRow, type SandboxViewRow } from "./view";
 
 /** The caller's sandbox, or 404: another user's sandbox does not exist for the caller. */
 export async function findOwned(db: Executor, ctx: Pick<ServiceContext, "userId">, id: string): Promise<SandboxRow> {
@@ -50,12 +53,13 @@ export async function viewOf(db: Executor, row: SandboxRow) {
 }
 
 /**
- * A sandbox row with its add-ons, in one statement (hot paths: the list and get routes): the ids
- * (sorted, one subquery per row, as addonPairsOf sorts them), and which catalogue add-ons run a
- * service (uncorrelated: PostgreSQL evaluates it once per statement). `addonPairs` joins the two.
+ * A sandbox as users see it, with its add-ons, in one statement (hot paths: the list and get
+ * routes): the view's columns only, the add-on ids (sorted, one subquery per row, as addonPairsOf
+ * sorts them), and which catalogue add-ons run a service (uncorrelated: PostgreSQL evaluates it
+ * once per statement). `addonPairs` joins the two.
  */
 export const sandboxWithAddons = {
-  ...getTableColumns(sandboxes),
+  ...(Object.fromEntries(VIEW_COLUMNS.map((k) => [k, sandboxes[k]])) as { [K in (typeof VIEW_COLUMNS)[number]]: (typeof sandboxes)[K] }),
   addonIds: sql<string[]>`coalesce((select array_agg(${sandboxAddons.addonId} order by ${sandboxAddons.addonId}) from ${sandboxAddons} where ${sandboxAddons.sandboxId} = ${sandboxes.id}), '{}')`.as(
     "addon_ids",
   ),
@@ -63,24 +67,61 @@ export const sandboxWithAddons = {
     "service_addon_ids",
   ),
 };
+type SandboxWithAddons = SandboxViewRow & { addonIds: string[]; serviceAddonIds: string[] };
 
 export const addonPairs = (row: { addonIds: string[]; serviceAddonIds: string[] }): AddonPair[] =>
   row.addonIds.map((id) => [id, row.serviceAddonIds.includes(id)]);
 
-function prepareGet(db: Db) {
-  return db
-    .select(sandboxWithAddons)
-    .from(sandboxes)
-    .where(and(eq(sandboxes.id, sql.placeholder("id")), eq(sandboxes.userId, sql.placeholder("userId"))))
-    .prepare("warren_sandbox_get");
-}
-const preparedGets = new WeakMap<Db, ReturnType<typeof prepareGet>>();
-
 /** GET /sandboxes/:id: the caller's sandbox as users see it, or 404; one prepared statement. */
 export async function ownedView(db: Db, ctx: Pick<ServiceContext, "userId">, id: string) {
-  let get = preparedGets.get(db);
-  if (!get) preparedGets.set(db, (get = prepareGet(db)));
+  const get = prepared<SandboxWithAddons[]>(db, "sandbox:get", () =>
+    db
+      .select(sandboxWithAddons)
+      .from(sandboxes)
+      .where(and(eq(sandboxes.id, p("id")), eq(sandboxes.userId, p("userId"))))
+      .prepare("warren_sandbox_get"),
+  );
   const [row] = await get.execute({ id, userId: ctx.userId });
   if (!row) throw notFound("Sandbox", id);
   return sandboxView(row, addonPairs(row));
+}
+
+/** `%q%` for ILIKE, with the pattern characters in q taken literally. */
+const containing = (q: string) => `%${q.replace(/[\\%_]/g, (m) => `\\${m}`)}%`;
+
+/**
+ * GET /sandboxes: a page of the caller's sandboxes, newest first, one prepared statement per
+ * shape (which of status, name search and cursor the request has).
+ */
+export async function ownedPage(
+  db: Db,
+  ctx: Pick<ServiceContext, "userId">,
+  q: { limit: number; cursor?: string | undefined; status?: SandboxStatus | undefined; q?: string | undefined },
+) {
+  const cursor = q.cursor ? decodeCursor(q.cursor) : undefined;
+  const shape = `sandboxes:${q.status ? "t" : ""}${q.q ? "q" : ""}${cursor ? "c" : ""}`;
+  const page = prepared<SandboxWithAddons[]>(db, shape, () => {
+    const where: (SQL | undefined)[] = [
+      eq(sandboxes.userId, p("userId")),
+      q.status ? eq(sandboxes.status, p("status")) : undefined,
+      q.q ? ilike(sandboxes.name, p("pattern")) : undefined,
+      cursor ? sql`(${sandboxes.createdAt}, ${sandboxes.id}) < (${p("at")}::timestamptz, ${p("id")})` : undefined,
+    ];
+    return db
+      .select(sandboxWithAddons)
+      .from(sandboxes)
+      .where(and(...where))
+      .orderBy(...newestFirst(sandboxes))
+      .limit(p("limit"))
+      .prepare(statementName("warren", shape));
+  });
+  const rows = await page.execute({
+    userId: ctx.userId,
+    status: q.status,
+    pattern: q.q ? containing(q.q) : undefined,
+    at: cursor?.createdAt.toISOString(),
+    id: cursor?.id,
+    limit: q.limit + 1,
+  });
+  return toPage(rows, q.limit, (r) => sandboxView(r, addonPairs(r)));
 }

@@ -3,10 +3,40 @@ import { sandboxes } from "../../../db/schema";
 
 export type SandboxRow = typeof sandboxes.$inferSelect;
 
+/**
+ * The columns a sandbox view is made of: hot reads select only these (not the agent secret, the
+ * driver's workload id and port, nor the bookkeeping columns), which is less to send and decode.
+ */
+export const VIEW_COLUMNS = [
+  "id",
+  "name",
+  "slug",
+  "description",
+  "repositoryUrl",
+  "resourceTierId",
+  "flavorId",
+  "env",
+  "idleTimeoutMinutes",
+  "autoStart",
+  "status",
+  "desiredStatus",
+  "statusReason",
+  "errorMessage",
+  "image",
+  "appliedLimits",
+  "addonHealth",
+  "lastActivityAt",
+  "startedAt",
+  "stoppedAt",
+  "createdAt",
+  "updatedAt",
+] as const satisfies readonly (keyof SandboxRow)[];
+export type SandboxViewRow = Pick<SandboxRow, (typeof VIEW_COLUMNS)[number]>;
+
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 
 /** When the idle timeout will stop a running sandbox, or null when it is not running. */
-export function expiresAt(row: SandboxRow): Date | null {
+export function expiresAt(row: Pick<SandboxRow, "status" | "idleTimeoutMinutes" | "lastActivityAt" | "startedAt" | "updatedAt">): Date | null {
   if (row.status !== "running" || row.idleTimeoutMinutes <= 0) return null;
   const last = row.lastActivityAt ?? row.startedAt ?? row.updatedAt;
   return new Date(last.getTime() + row.idleTimeoutMinutes * 60_000);
@@ -42,7 +72,7 @@ export function addonsView(row: Pick<SandboxRow, "id" | "status" | "addonHealth"
  * no raw port, no password, and environment values (which may be tokens) are not echoed.
  * `addons` are [id, has a service] pairs sorted by id.
  */
-export function sandboxView(row: SandboxRow, addons: ReadonlyArray<readonly [id: string, service: boolean]>) {
+export function sandboxView(row: SandboxViewRow, addons: ReadonlyArray<readonly [id: string, service: boolean]>) {
   return {
     id: row.id,
     name: row.name,
