@@ -16,6 +16,11 @@ export type Notes = {
   malformedJson(column: string, lost?: string): void;
   /** A value was replaced (NULL in a NOT NULL column, an unknown literal, an unparseable time). */
   replaced(column: string, why: string): void;
+  /**
+   * A row still in progress in the legacy file (a message being streamed) was stored in a final
+   * state: no agent will ever finish it. Counted apart, and listed with the replaced values.
+   */
+  interrupted(column: string, why: string): void;
 };
 
 const SQLITE_DATETIME = /^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)$/;

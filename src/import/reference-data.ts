@@ -1,23 +1,31 @@
 import { sql } from "drizzle-orm";
 import { queryRows, type Executor } from "../database/client";
 import { requiredTime, toBool, toInt, toJson, toText, type Notes } from "./convert";
-import { emptyTableReport, type TableReport } from "./report";
+import { emptyTableReport, ROW_LIST_CAP, type TableReport } from "./report";
 import type { LegacySource } from "./source";
 import type { CatalogIds } from "./tables";
 import { notesFor } from "./writer";
 
 /**
  * The operator-edited reference data (tiers, flavors, add-ons). The legacy system re-wrote its
- * seed on every boot, so a legacy row equal to that seed says nothing: Warren's own seed (same
- * catalogue, its own descriptions and limits) stays. A row that differs from the legacy seed was
- * edited by an operator, and those edits are applied over Warren's row; a row Warren does not
- * have at all is added.
+ * seed on every boot, so a legacy value equal to that seed says nothing: Warren's own seed (same
+ * catalogue, its own descriptions and limits) stays. A value that differs from the legacy seed was
+ * edited by an operator, and is applied over Warren's row, field by field, but only while
+ * Warren's value is still its seed: Warren seeds these fields with the legacy seed's values
+ * (migration 0002), so SEED below is Warren's seed too. Once Warren's value has moved (an earlier
+ * import applied the edit, or an operator changed it in Warren), Warren's value is kept and the
+ * legacy one is reported as kept; a row Warren did not seed (added by an earlier import or in
+ * Warren) is never overwritten. So a re-run changes nothing. (A Warren edit back to exactly the
+ * seed value cannot be told from no edit.) A row Warren does not have at all is added.
  */
 
 type Field = { column: string; legacy: (row: Record<string, unknown>, notes: Notes) => unknown };
 
-/** The legacy seed's values for the fields an operator could edit (shared/legacy-schema.md). */
-const LEGACY_SEED = {
+/**
+ * The legacy seed's values for the fields an operator could edit (shared/legacy-schema.md), which
+ * are also Warren's seed (db/migrations/0002_seed_catalog.sql; a test checks they agree).
+ */
+export const SEED = {
   resource_tiers: {
     micro: { cpu_cores: 1, memory_mb: 1024, storage_gb: 10, price_monthly: 0 },
     starter: { cpu_cores: 1, memory_mb: 2048, storage_gb: 20, price_monthly: 0 },
@@ -43,7 +51,7 @@ const LEGACY_SEED = {
   },
 } as const satisfies Record<string, Record<string, Record<string, unknown>>>;
 
-type RefTable = keyof typeof LEGACY_SEED;
+type RefTable = keyof typeof SEED;
 
 const num = (v: unknown) => (v === null || v === undefined || v === "" ? null : Number(v));
 
@@ -79,7 +87,7 @@ const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b)
 
 export async function importReferenceData(tx: Executor, source: LegacySource, now: string): Promise<TableReport[]> {
   const reports: TableReport[] = [];
-  for (const table of Object.keys(LEGACY_SEED) as RefTable[]) {
+  for (const table of Object.keys(SEED) as RefTable[]) {
     if (!source.has(table)) continue;
     const report = emptyTableReport(table, table, source.count(table));
     const started = performance.now();
@@ -96,14 +104,33 @@ export async function importReferenceData(tx: Executor, source: LegacySource, no
         report.imported++;
         continue;
       }
-      const seed = (LEGACY_SEED[table] as Record<string, Record<string, unknown>>)[id];
-      const edited = FIELDS[table].filter((f) => !seed || !same(normalise(values[f.column]), normalise(seed[f.column])));
-      const changed = edited.filter((f) => !same(normalise(values[f.column]), normalise(current[f.column])));
-      if (changed.length === 0) {
+      const seed = (SEED[table] as Record<string, Record<string, unknown>>)[id];
+      const apply: Field[] = [];
+      for (const f of FIELDS[table]) {
+        const legacy = normalise(values[f.column]);
+        const warren = normalise(current[f.column]);
+        if (same(legacy, warren)) continue;
+        const seeded = seed ? normalise(seed[f.column]) : undefined;
+        // The legacy value is the seed: no operator edit to carry over, whatever Warren holds.
+        if (seed && same(legacy, seeded)) continue;
+        if (seed && same(warren, seeded)) {
+          apply.push(f);
+          continue;
+        }
+        report.keptCount++;
+        if (report.kept.length < ROW_LIST_CAP) {
+          report.kept.push({
+            id,
+            column: f.column,
+            problem: `legacy ${JSON.stringify(legacy)}, Warren ${JSON.stringify(warren)}: ${seed ? "changed in Warren since its seed" : "not part of Warren's seed (added by an earlier import or in Warren)"}; Warren's kept`,
+          });
+        }
+      }
+      if (apply.length === 0) {
         report.alreadyPresent++;
         continue;
       }
-      const sets = changed.map((f) => sql`${sql.identifier(f.column)} = ${param(values[f.column])}`);
+      const sets = apply.map((f) => sql`${sql.identifier(f.column)} = ${param(values[f.column])}`);
       await tx.execute(sql`update ${sql.identifier(table)} set ${sql.join(sets, sql`, `)}, updated_at = now() where id = ${id}`);
       report.updated++;
     }

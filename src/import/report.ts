@@ -36,9 +36,9 @@ export type TableReport = {
   source: number;
   /** Rows written by this run. */
   imported: number;
-  /** Reference rows whose operator edits were applied over Warren's seed. */
+  /** Reference rows whose legacy operator edits were applied over Warren's (still seeded) values. */
   updated: number;
-  /** Rows Warren already held (an earlier run, or unchanged seed data). */
+  /** Rows Warren already held (an earlier run, unchanged seed data, or edited in Warren: see kept). */
   alreadyPresent: number;
   /** Duplicate rows folded into one (chat messages with the same external id). */
   merged: number;
@@ -56,6 +56,16 @@ export type TableReport = {
   /** Values replaced on the way in (NULL in NOT NULL columns, unknown literals, bad times). */
   replaced: RowIssue[];
   replacedCount: number;
+  /**
+   * Reference data: legacy values not applied because Warren's value has changed since Warren
+   * seeded it (an earlier import, or an operator in Warren): Warren's value was kept.
+   */
+  kept: RowIssue[];
+  keptCount: number;
+  /** Chat messages still in progress in the legacy file, stored in a final state (also in `replaced`). */
+  interrupted?: number;
+  /** Chat sessions whose counters this run set from their messages (chat_sessions). */
+  countersRecomputed?: number;
   /** Rows the target table gained, counted in Warren before and after (independent check). */
   targetDelta: number | null;
   verified: boolean;
@@ -102,6 +112,8 @@ export function emptyTableReport(table: string, target: string, source: number):
     malformedJsonNotKept: 0,
     replaced: [],
     replacedCount: 0,
+    kept: [],
+    keptCount: 0,
     targetDelta: null,
     verified: false,
     durationMs: 0,
@@ -149,6 +161,11 @@ export function renderText(r: ImportReport): string {
       details.push(`  ${t.table}: ${t.malformedJsonNotKept} malformed JSON value(s) Warren's column cannot hold, stored empty; original text in --json (${sample(lost, t.malformedJsonNotKept)})`);
     }
     if (t.replacedCount > 0) details.push(`  ${t.table}: ${t.replacedCount} value(s) replaced (NULLs, unknown literals, bad times; see --json)`);
+    if (t.interrupted) details.push(`  ${t.table}: ${t.interrupted} message(s) still streaming in the legacy file stored as finished (assistant replies as cancelled), content kept`);
+    if (t.countersRecomputed) details.push(`  ${t.table}: counters of ${t.countersRecomputed} session(s) set from their imported messages (duplicates counted once)`);
+    if (t.keptCount > 0) {
+      details.push(`  ${t.table}: ${t.keptCount} legacy value(s) not applied, Warren's kept (changed in Warren since seeded or imported; see --json): ${t.kept.slice(0, 5).map((k) => `${k.id}.${k.column}`).join(", ")}${t.keptCount > 5 ? ", …" : ""}`);
+    }
   }
   if (details.length) lines.push("", "Details:", ...details);
   if (r.notImported.length) {

@@ -7,6 +7,7 @@ import { assigneeKnown, ImportUsageError, planCredentials, writeCredentials } fr
 import { importReferenceData, loadCatalog } from "./reference-data";
 import { balance, emptyTableReport, type ImportReport, type NotImported } from "./report";
 import { LegacySource, LegacySourceError } from "./source";
+import { recountSessions } from "./session-counters";
 import { buildSpecs } from "./tables";
 import { databaseMessage, ImportFailure, importTable, type Progress } from "./writer";
 
@@ -147,6 +148,12 @@ export async function importLegacy(opts: ImportOptions): Promise<ImportReport> {
         t.targetDelta = (await countRows(tx, spec.target)) - before;
         t.durationMs = Math.round(performance.now() - t0);
         opts.logger.debug({ table: spec.table, imported: t.imported, ms: t.durationMs }, "legacy table imported");
+      }
+      // Session counters from the messages now in Warren, on both write paths (after COPY too).
+      const chat = report.tables.find((t) => t.table === "chat_sessions") ?? report.tables.find((t) => t.table === "chat_messages");
+      if (chat) {
+        currentTable = "chat_sessions (counters)";
+        chat.countersRecomputed = await recountSessions(tx, source);
       }
       currentTable = LEGACY_CREDENTIALS_TABLE;
       const written = await writeCredentials(tx, plan, { assignTo, keyring: opts.keyring, logger: opts.logger, now, db: opts.database.db });

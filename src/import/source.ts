@@ -60,6 +60,17 @@ export class LegacySource {
     }
   }
 
+  /** The distinct non-NULL values of one column, as text, streamed. */
+  *distinct(table: string, column: string): Generator<string> {
+    const c = quoteIdent(column);
+    const stmt = this.db.prepare<{ v: unknown }, []>(`select distinct ${c} as v from ${quoteIdent(table)} where ${c} is not null`);
+    try {
+      for (const row of stmt.iterate()) yield String(row.v);
+    } finally {
+      stmt.finalize();
+    }
+  }
+
   close(): void {
     this.db.close();
   }

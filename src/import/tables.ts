@@ -44,7 +44,7 @@ function times(row: LegacyRow, notes: Notes, env: ConvertEnv, created = "created
 }
 
 function toIsoOrNull(value: unknown): string | null {
-  const quiet: Notes = { malformedJson() {}, replaced() {} };
+  const quiet: Notes = { malformedJson() {}, replaced() {}, interrupted() {} };
   return optionalTime(value, "", quiet);
 }
 
@@ -293,9 +293,11 @@ export function buildSpecs({ catalog, authSecret }: SpecDeps): TableSpec[] {
     target: "chat_sessions",
     keyField: "id",
     recordset:
-      "id text, user_id text, sandbox_id text, source text, external_session_id text, acp_agent_id text, title text, status text, message_count int, user_message_count int, assistant_message_count int, total_input_tokens bigint, total_output_tokens bigint, last_message_at timestamptz, last_synced_at timestamptz, created_at timestamptz, updated_at timestamptz",
-    insert: `insert into chat_sessions (id, user_id, sandbox_id, source, external_session_id, acp_agent_id, title, status, message_count, user_message_count, assistant_message_count, total_input_tokens, total_output_tokens, last_message_at, last_synced_at, created_at, updated_at)
-      select id, user_id, sandbox_id, source::chat_source, external_session_id, acp_agent_id, title, status::chat_session_status, message_count, user_message_count, assistant_message_count, total_input_tokens, total_output_tokens, last_message_at, last_synced_at, created_at, updated_at
+      "id text, user_id text, sandbox_id text, source text, external_session_id text, acp_agent_id text, title text, status text, last_synced_at timestamptz, created_at timestamptz, updated_at timestamptz",
+    // No counters: the legacy ones count every copy of a duplicated message. They are set from
+    // the imported messages once those are in (session-counters.ts).
+    insert: `insert into chat_sessions (id, user_id, sandbox_id, source, external_session_id, acp_agent_id, title, status, last_synced_at, created_at, updated_at)
+      select id, user_id, sandbox_id, source::chat_source, external_session_id, acp_agent_id, title, status::chat_session_status, last_synced_at, created_at, updated_at
       from SRC where ${USER_EXISTS("s.user_id")}
         and (s.sandbox_id is null or exists (select 1 from sandboxes x where x.id = s.sandbox_id and x.user_id = s.user_id))
       on conflict do nothing returning id as k`,
@@ -314,12 +316,6 @@ export function buildSpecs({ catalog, authSecret }: SpecDeps): TableSpec[] {
         acp_agent_id: toText(row.acp_agent_id),
         title: toText(row.title) ?? "",
         status: toEnum(row.status, ["active", "archived", "deleted"] as const, "status", notes, "active"),
-        message_count: toInt(row.message_count, 0),
-        user_message_count: toInt(row.user_message_count, 0),
-        assistant_message_count: toInt(row.assistant_message_count, 0),
-        total_input_tokens: toInt(row.total_input_tokens, 0),
-        total_output_tokens: toInt(row.total_output_tokens, 0),
-        last_message_at: optionalTime(row.last_message_at, "last_message_at", notes),
         last_synced_at: optionalTime(row.last_synced_at, "last_synced_at", notes),
         ...times(row, notes, env),
       };
@@ -349,11 +345,22 @@ export function buildSpecs({ catalog, authSecret }: SpecDeps): TableSpec[] {
     batchUnique: (r) => (r.external_message_id === null ? null : JSON.stringify([r.session_id, r.external_message_id])),
     convert(row, notes, env) {
       const content = toJson(row.content, "content", notes, []);
+      const role = toEnum(row.role, ["user", "assistant", "system"] as const, "role", notes, "assistant");
+      let status = toEnum(row.status, ["streaming", "complete", "error", "cancelled"] as const, "status", notes, "complete");
+      let errorMessage = toText(row.error_message);
+      if (status === "streaming") {
+        // No agent will ever finish a message the legacy system left streaming: stored in the
+        // final state Warren's sync gives an aborted reply (cancelled; opencode-events.ts), or,
+        // as it does for user and system messages, complete. The parts received are kept.
+        status = role === "assistant" ? "cancelled" : "complete";
+        if (status === "cancelled") errorMessage ??= "Interrupted: the legacy system never finished this message";
+        notes.interrupted("status", `still streaming in the legacy file, stored as ${status} (content kept)`);
+      }
       return {
         id: String(row.id),
         session_id: toText(row.session_id),
         external_message_id: toText(row.external_message_id),
-        role: toEnum(row.role, ["user", "assistant", "system"] as const, "role", notes, "assistant"),
+        role,
         content,
         tool_calls: toJson(row.tool_calls, "tool_calls", notes, null),
         tool_results: toJson(row.tool_results, "tool_results", notes, null),
@@ -364,8 +371,8 @@ export function buildSpecs({ catalog, authSecret }: SpecDeps): TableSpec[] {
         agent_id: toText(row.agent_id),
         input_tokens: toInt(row.input_tokens, 0),
         output_tokens: toInt(row.output_tokens, 0),
-        status: toEnum(row.status, ["streaming", "complete", "error", "cancelled"] as const, "status", notes, "complete"),
-        error_message: toText(row.error_message),
+        status,
+        error_message: errorMessage,
         created_at: requiredTime(row.created_at, "created_at", notes, env.now),
         completed_at: optionalTime(row.completed_at, "completed_at", notes),
       };

@@ -99,7 +99,7 @@ export function withBatch(template: string, recordset: string, json: string): SQ
 }
 
 export function notesFor(report: TableReport, id: string): Notes {
-  return {
+  const notes: Notes = {
     malformedJson(column, lost) {
       report.malformedJsonCount++;
       if (lost !== undefined) report.malformedJsonNotKept++;
@@ -114,7 +114,12 @@ export function notesFor(report: TableReport, id: string): Notes {
       report.replacedCount++;
       if (report.replaced.length < ROW_LIST_CAP) report.replaced.push({ id, column, problem: why });
     },
+    interrupted(column, why) {
+      report.interrupted = (report.interrupted ?? 0) + 1;
+      notes.replaced(column, why);
+    },
   };
+  return notes;
 }
 
 /**

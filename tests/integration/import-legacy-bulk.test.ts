@@ -147,6 +147,23 @@ describe("legacy import, bulk path", () => {
     // Every bulk message kept its session, its owner (from the session) and its time.
     const [owners] = await queryRows<{ n: string }>(db, sql`select count(*) as n from chat_messages where id like 'bulk-m%' and user_id = ${ALICE.id} and session_id like 'bulk-s%'`);
     expect(Number(owners!.n)).toBe(MESSAGES);
+    // Every session's counters are those of its imported rows (duplicates counted once), on
+    // both write paths: none differs from a count made here.
+    expect(report.tables.find((x) => x.table === "chat_sessions")!.countersRecomputed).toBe(8);
+    const off = await queryRows(
+      db,
+      sql`select s.id from chat_sessions s left join lateral (
+            select count(m.id) as n, count(m.id) filter (where m.role = 'user') as u, count(m.id) filter (where m.role = 'assistant') as a,
+              coalesce(sum(m.input_tokens), 0) as input, coalesce(sum(m.output_tokens), 0) as output, max(m.created_at) as last
+            from chat_messages m where m.session_id = s.id) c on true
+          where (s.message_count, s.user_message_count, s.assistant_message_count, s.total_input_tokens, s.total_output_tokens, s.last_message_at)
+            is distinct from (c.n::int, c.u::int, c.a::int, c.input::bigint, c.output::bigint, c.last)`,
+    );
+    expect(off).toEqual([]);
+    const [s0] = await queryRows<{ message_count: number; total_input_tokens: string | number }>(db, sql`select message_count, total_input_tokens from chat_sessions where id = 'bulk-s0'`);
+    // bulk-s0: every 7th bulk message (10 input tokens each) and the awkward ones (none).
+    expect(s0!.message_count).toBe(Math.ceil(MESSAGES / 7) + AWKWARD.length);
+    expect(Number(s0!.total_input_tokens)).toBe(Math.ceil(MESSAGES / 7) * 10);
   });
 
   test("a second run over large tables imports nothing, reports every row present, and keeps the indexes", async () => {
@@ -156,6 +173,7 @@ describe("legacy import, bulk path", () => {
     for (const x of report.tables) expect(x.imported).toBe(0);
     expect(report.tables.find((x) => x.table === "chat_messages")).toMatchObject({ alreadyPresent: 5 + MESSAGES + AWKWARD.length, merged: 1 });
     expect(report.tables.find((x) => x.table === "activity_log")).toMatchObject({ alreadyPresent: 3 + ACTIVITIES + 1 });
+    expect(report.tables.find((x) => x.table === "chat_sessions")!.countersRecomputed).toBe(0);
     expect(await count("chat_messages")).toBe(before);
     expect(await indexes("chat_messages")).toEqual(MESSAGE_INDEXES);
   });

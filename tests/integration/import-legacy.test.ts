@@ -6,6 +6,8 @@ import { join } from "node:path";
 import { sql } from "drizzle-orm";
 import { symmetricDecrypt } from "better-auth/crypto";
 import { queryRows } from "../../src/database/client";
+import { SEED } from "../../src/import/reference-data";
+import { renderText } from "../../src/import/report";
 import { ImportUsageError, importLegacy, type ImportOptions } from "../../src/import/run";
 import { workloadFilesLoader, AUTH_JSON_PATH } from "../../src/services/sandboxes/workload-files";
 import { createTestApp, type TestApp } from "../helpers/app";
@@ -36,11 +38,64 @@ async function count(table: string): Promise<number> {
 const iso = (value: unknown) => (value === null ? null : new Date(value as string).toISOString());
 const sha256 = async (path: string) => new Bun.CryptoHasher("sha256").update(await Bun.file(path).arrayBuffer()).digest("hex");
 
+const SESSION = "0123456789abcdef0123456789abcdef";
+type Counters = { n: number; u: number; a: number; input: number; output: number; cost: number; last: string | null };
+
+/** What chat_sessions says about a session. */
+async function sessionCounters(id: string): Promise<Counters> {
+  const [r] = await queryRows<Record<string, unknown>>(
+    t.database.db,
+    sql`select message_count as n, user_message_count as u, assistant_message_count as a, total_input_tokens as input,
+          total_output_tokens as output, total_cost as cost, last_message_at as last from chat_sessions where id = ${id}`,
+  );
+  return toCounters(r!);
+}
+
+/** The same figures counted from the session's rows in chat_messages, independently of the importer. */
+async function countedFromMessages(id: string): Promise<Counters> {
+  const [r] = await queryRows<Record<string, unknown>>(
+    t.database.db,
+    sql`select count(*) as n, count(*) filter (where role = 'user') as u, count(*) filter (where role = 'assistant') as a,
+          coalesce(sum(input_tokens), 0) as input, coalesce(sum(output_tokens), 0) as output, coalesce(sum(cost), 0) as cost,
+          max(created_at) as last from chat_messages where session_id = ${id}`,
+  );
+  return toCounters(r!);
+}
+
+function toCounters(r: Record<string, unknown>): Counters {
+  return { n: Number(r.n), u: Number(r.u), a: Number(r.a), input: Number(r.input), output: Number(r.output), cost: Number(r.cost), last: iso(r.last) };
+}
+
+/** The legacy file's messages of a session with each duplicate (same external id) counted once. */
+function countedInFile(id: string): Pick<Counters, "n" | "u" | "a" | "input" | "output"> {
+  const db = new Sqlite(file, { readonly: true });
+  const r = db
+    .query<Record<string, number>, [string]>(
+      `select count(*) as n, sum(role = 'user') as u, sum(role = 'assistant') as a, sum(coalesce(input_tokens, 0)) as input, sum(coalesce(output_tokens, 0)) as output
+       from chat_messages m where session_id = ?1
+         and (external_message_id is null or rowid = (select min(rowid) from chat_messages d where d.session_id = m.session_id and d.external_message_id = m.external_message_id))`,
+    )
+    .get(id)!;
+  db.close();
+  return { n: r.n!, u: r.u!, a: r.a!, input: r.input!, output: r.output! };
+}
+
 async function signIn(email: string, password: string): Promise<Response> {
   return t.request("/api/auth/sign-in/email", { method: "POST", json: { email, password }, headers: { origin: t.config.publicUrl } });
 }
 
 describe("legacy import", () => {
+  test("Warren's seeded catalog holds the legacy seed's values for every field the import compares", async () => {
+    // The import applies a legacy edit only over a value still equal to this seed (reference-data.ts).
+    for (const [table, rows] of Object.entries(SEED)) {
+      for (const [id, fields] of Object.entries(rows)) {
+        const [row] = await queryRows<Record<string, unknown>>(t.database.db, sql`select * from ${sql.identifier(table)} where id = ${id}`);
+        const got = Object.fromEntries(Object.keys(fields).map((c) => [c, typeof row![c] === "string" && /^-?\d+(\.\d+)?$/.test(row![c] as string) ? Number(row![c]) : row![c]]));
+        expect({ table, id, ...got }).toEqual({ table, id, ...fields } as never);
+      }
+    }
+  });
+
   test("refuses to guess who gets the global credentials, before writing anything", async () => {
     await expect(importLegacy({ ...opts({ logger: silent }), assignCredentialsTo: null })).rejects.toBeInstanceOf(ImportUsageError);
     await expect(importLegacy({ ...opts({ logger: silent }), legacyKey: null })).rejects.toThrow(/LEGACY_ENCRYPTION_KEY is not set/);
@@ -118,6 +173,11 @@ describe("legacy import", () => {
     expect(byTable.user).toMatchObject({ imported: 2 });
     expect(byTable.chat_messages).toMatchObject({ imported: 5, merged: 1, skipped: 2, skippedByReason: { orphan_session: 2 } });
     expect(byTable.chat_messages!.malformedJson).toEqual([{ id: "m3", column: "content", problem: 'malformed JSON, kept as {"$legacyText": <the original text>}' }]);
+    // m2 was still streaming in the legacy file: no agent will finish it.
+    expect(byTable.chat_messages!.interrupted).toBe(1);
+    expect(byTable.chat_messages!.replaced).toContainEqual({ id: "m2", column: "status", problem: "still streaming in the legacy file, stored as cancelled (content kept)" });
+    expect(renderText(report)).toContain("chat_messages: 1 message(s) still streaming in the legacy file stored as finished");
+    expect(byTable.chat_sessions!.countersRecomputed).toBe(1);
     // Agent files whose names or extensions Warren refuses are skipped and named, not imported.
     expect(byTable.user_opencode_files).toMatchObject({ imported: 1, skippedByReason: { orphan_user: 1, invalid: 2 } });
     expect(byTable.user_opencode_files!.replaced.filter((r) => r.problem.endsWith("row not imported"))).toEqual([
@@ -175,6 +235,16 @@ describe("legacy import", () => {
     expect(byTable.sandboxes!.malformedJsonNotKept).toBe(1);
     expect(msgs.find((m) => m.id === "m4")!.text).toBe(LONG_TEXT);
     expect(msgs.find((m) => m.id === "m1")!.text).toBe("Bonjour, 世界 🦀");
+    // The interrupted message is final, with its content; nothing is left streaming.
+    const [m2] = await queryRows<{ status: string; content: unknown; error_message: string | null }>(db, sql`select status, content, error_message from chat_messages where id = 'm2'`);
+    expect(m2).toEqual({ status: "cancelled", content: [{ type: "text", text: "first copy" }], error_message: "Interrupted: the legacy system never finished this message" });
+    expect(await queryRows(db, sql`select id from chat_messages where status = 'streaming'`)).toEqual([]);
+    // The legacy row says 5 messages, 3 from the assistant, 100/200 tokens (it counted the
+    // duplicate m2-dup and more); the session's counters are those of the messages imported.
+    const counters = await sessionCounters(SESSION);
+    expect(counters).toEqual(await countedFromMessages(SESSION));
+    expect(counters).toMatchObject(countedInFile(SESSION));
+    expect(counters).toMatchObject({ n: 5, u: 2, a: 2, input: 5, output: 10, cost: 0 });
     // Secrets: no plaintext GitHub token, none in activity metadata, credential sealed by the vault.
     const [gh] = await queryRows<{ access_token: string }>(db, sql`select access_token from accounts where id = 'acc-alice-gh'`);
     expect(gh!.access_token).not.toContain("gho_");
@@ -253,19 +323,72 @@ describe("legacy import", () => {
     }
     expect(report.tables.find((x) => x.table === "user")!.alreadyPresent).toBe(2);
     expect(report.tables.find((x) => x.table === "chat_messages")).toMatchObject({ alreadyPresent: 5, merged: 1 });
+    expect(report.tables.find((x) => x.table === "chat_sessions")!.countersRecomputed).toBe(0);
+    for (const table of ["resource_tiers", "container_flavors", "container_addons"]) {
+      expect(report.tables.find((x) => x.table === table)).toMatchObject({ imported: 0, updated: 0, keptCount: 0, kept: [] });
+    }
     expect(await count("chat_messages")).toBe(before);
+  });
+
+  test("a re-run after edits in Warren keeps them and reports nothing new", async () => {
+    const db = t.database.db;
+    // Edits in Warren after the first import: over a legacy edit the import applied (builder's
+    // memory), over a row the import added (elixir), over a field the legacy file left at its seed
+    // (gui's price). And Warren's sync counted more tokens for the imported session than its rows hold.
+    await db.execute(sql`update resource_tiers set memory_mb = 8192 where id = 'builder'`);
+    await db.execute(sql`update container_flavors set image_size_mb = 1000 where id = 'elixir'`);
+    await db.execute(sql`update container_addons set price_monthly = 7 where id = 'gui'`);
+    await db.execute(sql`update chat_sessions set total_input_tokens = 1000, total_output_tokens = 2000, total_cost = 1.5 where id = ${SESSION}`);
+    const sessionBefore = await sessionCounters(SESSION);
+
+    const report = await importLegacy(opts({ logger: silent }));
+    expect(report.ok).toBe(true);
+    for (const x of report.tables) {
+      expect(x.imported).toBe(0);
+      expect(x.updated).toBe(0);
+      expect(x.imported + x.updated + x.alreadyPresent + x.merged + x.skipped).toBe(x.source);
+    }
+    const byTable = Object.fromEntries(report.tables.map((x) => [x.table, x]));
+    expect(byTable.resource_tiers).toMatchObject({ alreadyPresent: 5, keptCount: 1 });
+    expect(byTable.resource_tiers!.kept).toEqual([{ id: "builder", column: "memory_mb", problem: "legacy 6144, Warren 8192: changed in Warren since its seed; Warren's kept" }]);
+    expect(byTable.container_flavors!.kept).toEqual([
+      { id: "elixir", column: "image_size_mb", problem: "legacy 950, Warren 1000: not part of Warren's seed (added by an earlier import or in Warren); Warren's kept" },
+    ]);
+    // The legacy gui row is the seed: it says nothing, so there is nothing to keep or report.
+    expect(byTable.container_addons).toMatchObject({ alreadyPresent: 1, keptCount: 0 });
+    expect(byTable.chat_sessions!.countersRecomputed).toBe(0);
+    expect(renderText(report)).toContain("resource_tiers: 1 legacy value(s) not applied, Warren's kept (changed in Warren since seeded or imported; see --json): builder.memory_mb");
+
+    const [builder] = await queryRows<{ memory_mb: number }>(db, sql`select memory_mb from resource_tiers where id = 'builder'`);
+    expect(builder!.memory_mb).toBe(8192);
+    const [elixir] = await queryRows<{ image_size_mb: number }>(db, sql`select image_size_mb from container_flavors where id = 'elixir'`);
+    expect(elixir!.image_size_mb).toBe(1000);
+    const [gui] = await queryRows<{ price_monthly: string | number }>(db, sql`select price_monthly from container_addons where id = 'gui'`);
+    expect(Number(gui!.price_monthly)).toBe(7);
+    // Token and cost totals never go backwards.
+    expect(await sessionCounters(SESSION)).toEqual(sessionBefore);
   });
 
   test("a newer file adds only its new rows", async () => {
     const db = new Sqlite(file, { strict: true });
-    db.query("insert into chat_messages (id, session_id, external_message_id, role, content, status, created_at) values (?,?,?,?,?,?,?)").run(
-      "m-new", "0123456789abcdef0123456789abcdef", "ext-new", "user", '[{"type":"text","text":"new"}]', "complete", "2024-05-05 05:05:05",
+    // Still streaming (a user message, which Warren's sync stores complete), and with tokens.
+    db.query("insert into chat_messages (id, session_id, external_message_id, role, content, input_tokens, output_tokens, status, created_at) values (?,?,?,?,?,?,?,?,?)").run(
+      "m-new", SESSION, "ext-new", "user", '[{"type":"text","text":"new"}]', 3, 4, "streaming", "2024-05-05 05:05:05",
     );
     db.close();
+    const before = await sessionCounters(SESSION);
     const report = await importLegacy(opts({ logger: silent }));
     expect(report.ok).toBe(true);
-    expect(report.tables.find((x) => x.table === "chat_messages")).toMatchObject({ imported: 1, alreadyPresent: 5, merged: 1 });
+    expect(report.tables.find((x) => x.table === "chat_messages")).toMatchObject({ imported: 1, alreadyPresent: 5, merged: 1, interrupted: 2 });
     expect(report.tables.filter((x) => x.table !== "chat_messages").every((x) => x.imported === 0)).toBe(true);
+    expect(report.tables.find((x) => x.table === "chat_sessions")!.countersRecomputed).toBe(1);
+    const [m] = await queryRows<{ status: string }>(t.database.db, sql`select status from chat_messages where id = 'm-new'`);
+    expect(m!.status).toBe("complete");
+    // Counts follow the rows; the totals Warren had (above the rows' sum) do not go backwards.
+    const after = await sessionCounters(SESSION);
+    const rows = await countedFromMessages(SESSION);
+    expect(after).toEqual({ ...rows, input: before.input, output: before.output, cost: before.cost });
+    expect(after).toMatchObject({ n: 6, u: 3, a: 2 });
   });
 
   test("a row PostgreSQL refuses mid-way rolls everything back and is named", async () => {

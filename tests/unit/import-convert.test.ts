@@ -10,7 +10,7 @@ import { databaseMessage, notesFor } from "../../src/import/writer";
  */
 function recorder(): Notes & { log: string[] } {
   const log: string[] = [];
-  return { log, malformedJson: (c, lost) => log.push(`json:${c}:${lost ?? ""}`), replaced: (c, why) => log.push(`${c}:${why}`) };
+  return { log, malformedJson: (c, lost) => log.push(`json:${c}:${lost ?? ""}`), replaced: (c, why) => log.push(`${c}:${why}`), interrupted: (c, why) => log.push(`${c}:${why}`) };
 }
 
 describe("legacy timestamps", () => {
@@ -69,6 +69,14 @@ describe("legacy JSON", () => {
     expect(t.malformedJsonNotKept).toBe(1);
     expect(t.malformedJson[0]).toMatchObject({ id: "a", column: "addon_ids", original: "[gui" });
     expect(t.malformedJson[1]!.original).toBeUndefined();
+  });
+
+  test("a message left in progress is counted apart and listed with the replaced values", () => {
+    const t = emptyTableReport("chat_messages", "chat_messages", 2);
+    notesFor(t, "m1").interrupted("status", "still streaming in the legacy file, stored as cancelled (content kept)");
+    expect(t.interrupted).toBe(1);
+    expect(t.replacedCount).toBe(1);
+    expect(t.replaced).toEqual([{ id: "m1", column: "status", problem: "still streaming in the legacy file, stored as cancelled (content kept)" }]);
   });
 });
 
