@@ -2,6 +2,7 @@ import { afterAll, beforeAll } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { AddonSpec, WorkloadSpec } from "../../src/orchestrator";
 import { LocalDriver, type LocalDriverOptions } from "../../src/orchestrator/local-driver";
 import { startOperationWorker, type OperationWorker } from "../../src/services/sandboxes/operation-worker";
 import type { SandboxRuntime } from "../../src/services/sandboxes/runtime";
@@ -72,3 +73,34 @@ export function useSandboxApp(env: Record<string, string> = {}, driverOptions: (
     return current;
   };
 }
+
+/**
+ * What the sandbox service hands a driver to start a workload, with the defaults the driver tests
+ * share (the bare flavor, a small tier, an empty opencode.json, a fresh agent password); each test
+ * overrides what it is about.
+ */
+export function workloadSpec(sandboxId: string, overrides: Partial<WorkloadSpec> = {}): WorkloadSpec {
+  return {
+    sandboxId,
+    userId: "usr_test",
+    flavorId: "bare",
+    image: "warren/sandbox-bare:latest",
+    limits: { cpuCores: 1, memoryMb: 1024, pidsLimit: 256, storageGb: 10 },
+    addons: [],
+    env: {},
+    agentPassword: `pw-${sandboxId}-${Math.random().toString(36).slice(2)}`,
+    files: [{ path: ".config/opencode/opencode.json", content: '{"$schema":"https://opencode.ai/config.json"}' }],
+    repositoryUrl: null,
+    ...overrides,
+  };
+}
+
+/** An add-on whose service is `command` (HTTP, ready on "/"), on a port the driver allocates. */
+export const serviceAddon = (id: string, command: string): AddonSpec => ({
+  id,
+  port: null,
+  service: { command, protocol: "http", readinessPath: "/" },
+  tools: [],
+  requires: [],
+  installHint: null,
+});

@@ -3,6 +3,7 @@ import { readFileSync, statSync } from "node:fs";
 import type { TCPSocketListener } from "bun";
 import Docker from "dockerode";
 import { createDriver, type OrchestratorDriver, type WorkloadSpec } from "../../src/orchestrator";
+import { serviceAddon, workloadSpec } from "../helpers/sandboxes";
 import { agentAuthHeader, DockerDriver } from "../../src/orchestrator/docker-driver";
 import { dockerGuardTableName } from "../../src/orchestrator/loopback-guard";
 import { orchestratorStatus } from "../../src/routes/orchestrator";
@@ -54,20 +55,7 @@ let docker: Docker;
 // in the minbase image) answering HTTP, standing in for code-server --auth none.
 const WEB =
   'exec perl -MIO::Socket::INET -e \'my $s = IO::Socket::INET->new(LocalAddr => "127.0.0.1", LocalPort => $ARGV[0], Listen => 16, ReuseAddr => 1) or die "listen: $!"; while (my $c = $s->accept) { while (my $l = <$c>) { last if $l =~ /^\\r?$/ } print $c "HTTP/1.0 200 OK\\r\\nContent-Length: 5\\r\\n\\r\\naddon"; close $c }\' {port}';
-function spec(sandboxId: string): WorkloadSpec {
-  return {
-    sandboxId,
-    userId: "usr_docker_guard",
-    flavorId: "bare",
-    image: IMAGE,
-    limits: { cpuCores: 1, memoryMb: 1024, pidsLimit: 256, storageGb: 10 },
-    addons: [{ id: "web", port: null, service: { command: WEB, protocol: "http", readinessPath: "/" }, tools: [], requires: [], installHint: null }],
-    env: {},
-    agentPassword: `pw-${sandboxId}-${Math.random().toString(36).slice(2)}`,
-    files: [{ path: ".config/opencode/opencode.json", content: '{"$schema":"https://opencode.ai/config.json"}' }],
-    repositoryUrl: null,
-  };
-}
+const spec = (sandboxId: string) => workloadSpec(sandboxId, { userId: "usr_docker_guard", image: IMAGE, addons: [serviceAddon("web", WEB)] });
 
 type Sandbox = { id: string; spec: WorkloadSpec; uid: number; agentPort: number; addonPort: number };
 const a = { id: `sbx_dguard_a_${run}` } as Sandbox;

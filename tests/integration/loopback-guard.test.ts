@@ -4,6 +4,7 @@ import { networkInterfaces, tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TCPSocketListener } from "bun";
 import { createDriver, type OrchestratorDriver, type WorkloadSpec } from "../../src/orchestrator";
+import { serviceAddon, workloadSpec } from "../helpers/sandboxes";
 import { agentAuthHeader } from "../../src/orchestrator/local-driver";
 import { guardTableName, LoopbackGuard } from "../../src/orchestrator/loopback-guard";
 import { pidsOfUid } from "../../src/orchestrator/processes";
@@ -48,20 +49,7 @@ let driver: OrchestratorDriver = newDriver();
 
 // An add-on service in each sandbox, on the loopback port the driver allocates for it.
 const WEB = `exec /usr/bin/bun -e 'Bun.serve({ hostname: "127.0.0.1", port: Number(process.env.WARREN_ADDON_PORT), fetch: () => new Response("addon") })'`;
-function spec(sandboxId: string): WorkloadSpec {
-  return {
-    sandboxId,
-    userId: "usr_guard",
-    flavorId: "bare",
-    image: "warren/sandbox-bare:latest",
-    limits: { cpuCores: 1, memoryMb: 1024, pidsLimit: 256, storageGb: 10 },
-    addons: [{ id: "web", port: null, service: { command: WEB, protocol: "http", readinessPath: "/" }, tools: [], requires: [], installHint: null }],
-    env: {},
-    agentPassword: `pw-${sandboxId}-${Math.random().toString(36).slice(2)}`,
-    files: [{ path: ".config/opencode/opencode.json", content: '{"$schema":"https://opencode.ai/config.json"}' }],
-    repositoryUrl: null,
-  };
-}
+const spec = (sandboxId: string) => workloadSpec(sandboxId, { userId: "usr_guard", addons: [serviceAddon("web", WEB)] });
 
 type Sandbox = { id: string; spec: WorkloadSpec; uid: number; agentPort: number; addonPort: number };
 const state = (id: string) => JSON.parse(readFileSync(join(dataDir, "sandboxes", id, "state.json"), "utf8")) as { uid: number; port: number; addonPorts: Record<string, number> };

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import Docker from "dockerode";
 import { createDriver, type OrchestratorDriver, type WorkloadSpec } from "../../src/orchestrator";
+import { workloadSpec } from "../helpers/sandboxes";
 import { agentAuthHeader, DockerDriver } from "../../src/orchestrator/docker-driver";
 import { memoryLogger, testConfig } from "../helpers/app";
 import { buildSandboxImage, startDockerd, type TestDockerd } from "../helpers/dockerd";
@@ -29,23 +30,16 @@ const newDriver = () =>
 
 function spec(sandboxId: string): WorkloadSpec {
   used.push(sandboxId);
-  return {
-    sandboxId,
-    userId: "usr_test",
-    flavorId: "bare",
+  return workloadSpec(sandboxId, {
     image: IMAGE,
-    limits: { cpuCores: 1, memoryMb: 1024, pidsLimit: 256, storageGb: 10 },
-    addons: [],
     env: { GREETING: "hello" },
-    agentPassword: `pw-${Math.random().toString(36).slice(2)}`,
     files: [
       { path: ".config/opencode/opencode.json", content: "{}" },
       { path: ".config/opencode/agents/keeper.md", content: "# keeper\n" },
     ],
     // The command then prunes before exec'ing the agent: the agent still starts under it.
     replaceDirectories: [".config/opencode/agents"],
-    repositoryUrl: null,
-  };
+  });
 }
 
 const containerOf = (id: string) => docker.getContainer(DockerDriver.containerName(id)).inspect();

@@ -3,6 +3,7 @@ import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, re
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createDriver, type OrchestratorDriver, type WorkloadSpec } from "../../src/orchestrator";
+import { workloadSpec } from "../helpers/sandboxes";
 import { orchestratorStatus } from "../../src/routes/orchestrator";
 import { unmountAllUnder } from "../../src/orchestrator/local-disk";
 import { pidsOfUid } from "../../src/orchestrator/processes";
@@ -25,18 +26,7 @@ const started = new Set<string>();
 
 function spec(sandboxId: string, storageGb: number): WorkloadSpec {
   started.add(sandboxId);
-  return {
-    sandboxId,
-    userId: "usr_test",
-    flavorId: "bare",
-    image: "warren/sandbox-bare:latest",
-    limits: { cpuCores: 1, memoryMb: 1024, pidsLimit: 256, storageGb },
-    addons: [],
-    env: {},
-    agentPassword: `pw-${sandboxId}`,
-    files: [{ path: ".config/opencode/opencode.json", content: '{"$schema":"https://opencode.ai/config.json"}' }],
-    repositoryUrl: null,
-  };
+  return workloadSpec(sandboxId, { limits: { cpuCores: 1, memoryMb: 1024, pidsLimit: 256, storageGb } });
 }
 
 const sandboxDir = (id: string) => join(dataDir, "sandboxes", id);

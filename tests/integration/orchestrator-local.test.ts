@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, w
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createDriver, DriverUnavailableError, type OrchestratorDriver, type WorkloadSpec } from "../../src/orchestrator";
+import { workloadSpec } from "../helpers/sandboxes";
 import { agentAuthHeader } from "../../src/orchestrator/local-driver";
 import { cgroupPids } from "../../src/orchestrator/cgroups";
 import { pidsOfUid } from "../../src/orchestrator/processes";
@@ -24,19 +25,7 @@ const started: string[] = [];
 
 function spec(sandboxId: string, overrides: Partial<WorkloadSpec> = {}): WorkloadSpec {
   started.push(sandboxId);
-  return {
-    sandboxId,
-    userId: "usr_test",
-    flavorId: "bare",
-    image: "warren/sandbox-bare:latest",
-    limits: { cpuCores: 1, memoryMb: 1024, pidsLimit: 256, storageGb: 10 },
-    addons: [],
-    env: { GREETING: "hello" },
-    agentPassword: `pw-${sandboxId}-${Math.random().toString(36).slice(2)}`,
-    files: [{ path: ".config/opencode/opencode.json", content: '{"$schema":"https://opencode.ai/config.json"}' }],
-    repositoryUrl: null,
-    ...overrides,
-  };
+  return workloadSpec(sandboxId, { env: { GREETING: "hello" }, ...overrides });
 }
 
 type State = { uid: number; pid: number | null };
