@@ -149,6 +149,8 @@ const envSchema = z
     CHAT_SYNC_TICK_MS: intInRange(100, 600_000, 2_000),
     CHAT_SYNC_LEASE_MS: intInRange(1_000, 3_600_000, 15_000),
     CHAT_RECONCILE_INTERVAL_SECONDS: intInRange(1, 86_400, 60),
+    // An agent stream silent this long (OpenCode sends a heartbeat every 10 s) is dropped and reopened.
+    CHAT_SYNC_STREAM_IDLE_SECONDS: intInRange(15, 3_600, 45),
     // Comment lines on idle event streams, so proxies and browsers keep them open.
     EVENTS_HEARTBEAT_MS: intInRange(50, 300_000, 15_000),
     // Verified sessions are cached this long per instance (0: every request reads the database).
@@ -260,7 +262,7 @@ export type Config = {
   requestTimeoutMs: number;
   sandboxes: { maxSandboxes: number; maxRunning: number; transitionTimeoutMs: number; reconcileIntervalMs: number; operationClaimMs: number; addonHealthIntervalMs: number };
   /** Chat sync from the sandboxes' agents (src/services/chat/sync-manager.ts). */
-  chatSync: { tickMs: number; leaseMs: number; reconcileIntervalMs: number };
+  chatSync: { tickMs: number; leaseMs: number; reconcileIntervalMs: number; streamIdleMs: number };
   /** Interval of the heartbeat comment on server-sent event streams. */
   eventsHeartbeatMs: number;
   /** src/auth/session-cache.ts; ttlMs 0 turns the cache off. */
@@ -348,6 +350,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       tickMs: env.CHAT_SYNC_TICK_MS,
       leaseMs: env.CHAT_SYNC_LEASE_MS,
       reconcileIntervalMs: env.CHAT_RECONCILE_INTERVAL_SECONDS * 1000,
+      streamIdleMs: env.CHAT_SYNC_STREAM_IDLE_SECONDS * 1000,
     },
     eventsHeartbeatMs: env.EVENTS_HEARTBEAT_MS,
     sessionCache: { ttlMs: env.SESSION_CACHE_TTL_SECONDS * 1000, maxEntries: env.SESSION_CACHE_MAX_ENTRIES },

@@ -36,6 +36,7 @@ export function startSandboxBackground(opts: {
     tickMs: config.chatSync.tickMs,
     leaseMs: config.chatSync.leaseMs,
     reconcileIntervalMs: config.chatSync.reconcileIntervalMs,
+    streamIdleMs: config.chatSync.streamIdleMs,
   });
   // Activity older than the retention period moves to the anonymised archive (daily, one instance).
   const retention = startRetentionJob({ config, db: database.db, logger, holder, now: rt.now });

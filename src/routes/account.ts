@@ -90,7 +90,8 @@ export function accountRoutes(deps: AccountRouteDeps) {
                   description:
                     'One JSON object: {"format":"warren.account-export/1","exportedAt","profile","signInMethods","preferences",' +
                     '"agentConfig","agentFiles":[…],"credentials":[…],"customProviders":[…],"sandboxes":[…],' +
-                    '"chatSessions":[{…,"messages":[…]}],"activity":[…]}',
+                    '"chatSessions":[{…,"messages":[{…,"removedAt"},…]}],"activity":[…]}. A message\'s "removedAt" is null, or the ' +
+                    "time (ISO 8601) it was removed in the agent: such a message is kept as a tombstone and is hidden from the chat API.",
                 }),
               },
             },

@@ -1,116 +1,28 @@
 import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { sql } from "drizzle-orm";
-import { encryptValue } from "../../src/crypto/envelope";
 import { queryRows } from "../../src/database/client";
 import { createLogger } from "../../src/lib/logger";
-import { agentAuthHeader } from "../../src/orchestrator/opencode";
 import { backoffMs, startChatSync, type ChatSyncOptions } from "../../src/services/chat/sync-manager";
-import { json, signUp, useTestApp } from "../helpers/app";
+import { json, memoryLogger, useTestApp } from "../helpers/app";
+import { runningSandbox as runningSandboxOf, STANDIN_PASSWORD, startAgentStandin, until, type Standin } from "../helpers/opencode-standin";
 
 // The chat sync manager with several Warren instances on one database: leases, hand-over when an
-// instance dies, reconnect back-off, and a clean stop. The sandbox's OpenCode server is replaced
-// by a local server speaking the part of its HTTP protocol the sync reads (GET /event as
-// server-sent events, GET /session, GET /session/:id/message, Basic auth), because these tests
-// must refuse, drop and time connections at will; tests/e2e/chat-sync.test.ts runs the same
-// sync against a real OpenCode server.
+// instance dies, reconnect back-off, a stream gone silent, and a clean stop. The sandbox's
+// OpenCode server is replaced by a local stand-in (tests/helpers/opencode-standin.ts) speaking
+// the part of its HTTP protocol the sync reads, because these tests must refuse, drop, silence
+// and time connections at will; tests/e2e/chat-sync.test.ts runs the same sync against a real
+// OpenCode server.
 const t = useTestApp();
 setDefaultTimeout(60_000);
-const PASSWORD = "agent-password-for-the-standin";
 
-type Info = { id: string; sessionID?: string; time: { created: number; updated?: number; completed?: number } } & Record<string, unknown>;
-
-/** An OpenCode stand-in: its state is built from the events it streams, as OpenCode's is. */
-function startAgentStandin() {
-  const sessions = new Map<string, Info>();
-  const messages = new Map<string, { info: Info; parts: Map<string, unknown> }>();
-  const streams = new Set<ReadableStreamDefaultController<string>>();
-  const st = { refuse: 0, refused: 0, connections: 0, badAuth: 0 };
-  const server = Bun.serve({
-    port: 0,
-    hostname: "127.0.0.1",
-    idleTimeout: 0,
-    fetch(req) {
-      if (req.headers.get("authorization") !== agentAuthHeader(PASSWORD)) {
-        st.badAuth++;
-        return new Response("unauthorized", { status: 401 });
-      }
-      const url = new URL(req.url);
-      if (url.pathname === "/event") {
-        if (st.refuse > 0) {
-          st.refuse--;
-          st.refused++;
-          return new Response("starting", { status: 503 });
-        }
-        st.connections++;
-        let ctl: ReadableStreamDefaultController<string>;
-        const body = new ReadableStream<string>({
-          start(c) {
-            ctl = c;
-            streams.add(c);
-            c.enqueue(`data: ${JSON.stringify({ type: "server.connected", properties: {} })}\n\n`);
-          },
-          cancel() {
-            streams.delete(ctl);
-          },
-        });
-        return new Response(body, { headers: { "content-type": "text/event-stream" } });
-      }
-      if (url.pathname === "/session") {
-        const start = Number(url.searchParams.get("start") ?? 0);
-        return Response.json([...sessions.values()].filter((s) => (s.time.updated ?? s.time.created) >= start));
-      }
-      const m = url.pathname.match(/^\/session\/([^/]+)\/message$/);
-      if (m) {
-        const list = [...messages.values()].filter((x) => x.info.sessionID === m[1]).sort((a, b) => a.info.time.created - b.info.time.created);
-        return Response.json(list.map((x) => ({ info: x.info, parts: [...x.parts.values()] })));
-      }
-      return new Response("not found", { status: 404 });
-    },
-  });
-  return {
-    url: `http://127.0.0.1:${server.port}`,
-    st,
-    open: () => streams.size,
-    /** Applies the event to the agent's state and streams it to whoever listens (maybe no one). */
-    emit(type: string, properties: Record<string, any>) {
-      if (type.startsWith("session.")) sessions.set(properties.info.id, properties.info);
-      if (type === "message.updated") {
-        const prev = messages.get(properties.info.id);
-        messages.set(properties.info.id, { info: properties.info, parts: prev?.parts ?? new Map() });
-      }
-      if (type === "message.part.updated") messages.get(properties.part.messageID)?.parts.set(properties.part.id, properties.part);
-      const frame = `data: ${JSON.stringify({ type, properties })}\n\n`;
-      for (const c of streams) c.enqueue(frame);
-    },
-    dropAll() {
-      for (const c of streams) c.close();
-      streams.clear();
-    },
-    stop: () => server.stop(true),
-  };
-}
-
-type Standin = ReturnType<typeof startAgentStandin>;
 const standins: Standin[] = [];
 afterAll(() => {
   for (const s of standins) s.stop();
 });
 
-/** A sandbox row that is running, with its agent password sealed as the worker seals it. */
-async function runningSandbox(agent: Standin) {
-  const u = await signUp(t());
-  const res = await t().request("/api/v1/sandboxes", { method: "POST", token: u.token, json: { name: "sync box" } });
-  const id = (await json(res)).id as string;
-  const sealed = encryptValue(t().config.keyring, PASSWORD, { purpose: "sandbox.agent_password", userId: u.id, providerId: "", rowId: id });
-  await t().database.db.execute(sql`update sandboxes set status = 'running', agent_secret = ${sealed} where id = ${id}`);
-  // Every instance follows every running sandbox: the stand-in answers for this one only.
-  const driver = {
-    inspect: async (sandboxId: string) => (sandboxId === id ? { state: "running", agentUrl: agent.url } : { state: "missing" }),
-  } as unknown as ChatSyncOptions["rt"]["driver"];
-  return { u, id, driver };
-}
+const runningSandbox = (agent: Standin) => runningSandboxOf(t(), agent);
 
-function instance(holder: string, driver: ChatSyncOptions["rt"]["driver"]) {
+function instance(holder: string, driver: ChatSyncOptions["rt"]["driver"], extra: Partial<ChatSyncOptions> = {}) {
   return startChatSync({
     rt: { db: t().database.db, driver, keyring: t().config.keyring, now: () => new Date() },
     logger: createLogger("silent"),
@@ -119,17 +31,8 @@ function instance(holder: string, driver: ChatSyncOptions["rt"]["driver"]) {
     leaseMs: 900,
     reconcileIntervalMs: 60_000,
     flushMs: 20,
+    ...extra,
   });
-}
-
-async function until<T>(what: string, fn: () => Promise<T | undefined | null | false> | T | undefined | null | false, ms = 15_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    const v = await fn();
-    if (v) return v;
-    await Bun.sleep(50);
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 // The agent's clock is the real one: reconciliation asks for sessions updated since its last run.
@@ -256,6 +159,46 @@ describe("chat sync across instances", () => {
       const started = Date.now();
       await sync.stop();
       expect(Date.now() - started).toBeLessThan(2_000);
+    }
+  });
+
+  test("a stream that goes silent (half-open, hung agent) is dropped after the idle timeout and reopened; heartbeats keep a quiet one open", async () => {
+    // OpenCode sends server.heartbeat every 10 s; here every 100 ms, against an idle timeout of 1.5 s.
+    const agent = startAgentStandin({ heartbeatMs: 100 });
+    standins.push(agent);
+    // The first stream: server.connected, then nothing, never closed by the agent.
+    agent.st.silent = 1;
+    const { u, id, driver } = await runningSandbox(agent);
+    const log = memoryLogger("warn");
+    const sync = instance("instance-d", driver, { streamIdleMs: 1_500, logger: log.logger });
+    try {
+      await until("a second connection after the silent one", () => agent.st.connections >= 2 && agent.open() === 1);
+      // Warren hung up on the silent stream; the agent never ended it.
+      expect(agent.st.cancelled).toBe(1);
+      // The sync state recorded the stall, and is connected again.
+      const state = await until("sync state to say connected again", async () => {
+        const s = await json(await t().request(`/api/v1/sandboxes/${id}/chat/sync`, { token: u.token }));
+        return s.connected && s.lastError ? s : undefined;
+      });
+      expect(state).toMatchObject({ connected: true, consecutiveErrors: 0 });
+      expect(state.lastError).toContain("sent nothing");
+      expect(state.lastErrorAt).not.toBeNull();
+      // A warning names the stall, and no secret.
+      const warning = log.lines.map((l) => JSON.parse(l)).find((l) => l.msg.includes("silent"));
+      expect(warning).toMatchObject({ level: "warn", sandboxId: id });
+      expect(log.lines.join("\n")).not.toContain(STANDIN_PASSWORD);
+      expect(log.lines.join("\n")).not.toContain("Basic ");
+
+      // The reopened stream carries heartbeats only: it stays open well past the idle timeout.
+      await Bun.sleep(3_000);
+      expect(agent.st.connections).toBe(2);
+      expect(agent.st.cancelled).toBe(1);
+      // And it is live: an exchange now arrives as events.
+      exchange(agent, "ses_idle", 1);
+      await until("the exchange on the reopened stream", async () => (await sessionRow(id))?.message_count === 2);
+    } finally {
+      await sync.stop();
+      await t().database.db.execute(sql`update sandboxes set status = 'stopped' where id = ${id}`);
     }
   });
 

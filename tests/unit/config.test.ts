@@ -45,6 +45,12 @@ describe("config", () => {
     expect(loadConfig({ DATA_DIR: "memory://", SANDBOX_STORAGE_QUOTA: "OFF" }).orchestrator.storageQuota).toBe("off");
   });
 
+  test("a silent chat stream is dropped after 45 s by default; below the agent's 10 s heartbeat (and some) is refused", () => {
+    expect(loadConfig({ DATA_DIR: "memory://" }).chatSync.streamIdleMs).toBe(45_000);
+    expect(loadConfig({ DATA_DIR: "memory://", CHAT_SYNC_STREAM_IDLE_SECONDS: "90" }).chatSync.streamIdleMs).toBe(90_000);
+    expect(failure({ CHAT_SYNC_STREAM_IDLE_SECONDS: "10" })).toStartWith("Invalid environment variable CHAT_SYNC_STREAM_IDLE_SECONDS: ");
+  });
+
   test("a bad value stops start-up with one line naming the variable", () => {
     const cases: Array<[Record<string, string>, string]> = [
       [{ PORT: "eighty" }, "PORT"],

@@ -91,6 +91,8 @@ function messageView(m: typeof chatMessages.$inferSelect, parts: Array<typeof ch
     createdAt: m.createdAt.toISOString(),
     completedAt: iso(m.completedAt),
     updatedAt: m.updatedAt.toISOString(),
+    // Removed in the agent and kept as a tombstone (hidden from the chat API): never passed off as live.
+    removedAt: iso(m.removedAt),
     parts: parts.map((p) => ({ id: p.id, externalPartId: p.externalPartId, type: p.type, position: p.position, content: p.content })),
   };
 }

@@ -24,15 +24,35 @@ export async function agentTarget(rt: Pick<SandboxRuntime, "db" | "driver" | "ke
   return { sandboxId: row.id, userId: row.userId, url: info.agentUrl, authorization: agentAuthHeader(password) };
 }
 
-/** GET a JSON document from the agent's API. */
-export async function agentGet<T>(target: AgentTarget, path: string, signal?: AbortSignal): Promise<T> {
-  const res = await fetch(new URL(path, target.url), {
+function agentFetch(target: AgentTarget, path: string, signal?: AbortSignal): Promise<Response> {
+  return fetch(new URL(path, target.url), {
     headers: { authorization: target.authorization, accept: "application/json" },
     signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(30_000)]) : AbortSignal.timeout(30_000),
   });
+}
+
+const unavailable = (res: Response, path: string) => new AgentUnavailableError(`the agent answered ${res.status} to GET ${path.split("?")[0]}`);
+
+/** GET a JSON document from the agent's API. */
+export async function agentGet<T>(target: AgentTarget, path: string, signal?: AbortSignal): Promise<T> {
+  const res = await agentFetch(target, path, signal);
   if (!res.ok) {
     await res.arrayBuffer().catch(() => undefined);
-    throw new AgentUnavailableError(`the agent answered ${res.status} to GET ${path.split("?")[0]}`);
+    throw unavailable(res, path);
+  }
+  return (await res.json()) as T;
+}
+
+/**
+ * GET a JSON document, or null when the agent says it does not exist: 404 with OpenCode's own
+ * NotFoundError body, nothing less (a 404 from anything else on the way is an error, not absence).
+ */
+export async function agentGetIfFound<T>(target: AgentTarget, path: string, signal?: AbortSignal): Promise<T | null> {
+  const res = await agentFetch(target, path, signal);
+  if (!res.ok) {
+    const body = (await res.json().catch(() => null)) as { name?: unknown } | null;
+    if (res.status === 404 && body?.name === "NotFoundError") return null;
+    throw unavailable(res, path);
   }
   return (await res.json()) as T;
 }

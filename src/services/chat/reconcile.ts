@@ -1,4 +1,4 @@
-import { and, eq, inArray } from "drizzle-orm";
+import { and, eq, inArray, isNotNull, isNull } from "drizzle-orm";
 import { chatSessions } from "../../../db/schema";
 import type { ServiceContext } from "../../context";
 import type { Db } from "../../database/client";
@@ -6,9 +6,9 @@ import { AppError } from "../../errors";
 import { recordActivity } from "../activity/record";
 import { findOwned } from "../sandboxes/queries";
 import type { SandboxRuntime } from "../sandboxes/runtime";
-import { agentGet, agentTarget, AgentUnavailableError, type AgentTarget } from "./agent";
+import { agentGet, agentGetIfFound, agentTarget, AgentUnavailableError, type AgentTarget } from "./agent";
 import { applyChanges, type Authoritative } from "./ingest";
-import { addEvent, emptyChangeSet, messageChange, partChange, sessionChange, type ChangeSet } from "./opencode-events";
+import { addEvent, emptyChangeSet, messageChange, partChange, sessionChange, type ChangeSet, type SessionChange } from "./opencode-events";
 import { findSession, getSession } from "./queries";
 import { sql } from "drizzle-orm";
 import { ts } from "../../database/client";
@@ -19,13 +19,20 @@ import { ts } from "../../database/client";
  * updated since the last reconciliation (minus a margin for clock skew), and only sessions whose
  * time.updated is newer than what Warren holds have their messages fetched. Those messages are
  * applied as the authoritative list for the session: a message Warren has that the agent no
- * longer has (a removal event that was missed) is marked removed, a part is deleted.
+ * longer has (a removal event that was missed) is marked removed, a part is deleted. A session
+ * the agent no longer has at all (a session.deleted that was missed) is marked deleted, as that
+ * event would have marked it (see markDeletedSessions).
  */
 
 type AgentMessage = { info: unknown; parts: unknown[] };
 
 /** Margin against clock differences between Warren and the sandbox, and same-millisecond updates. */
 const SKEW_MS = 60_000;
+/**
+ * Sessions asked for per GET /session: OpenCode lists 100 unless told otherwise, newest first, and
+ * has no next page. A list this long may be cut short, so it never counts as complete.
+ */
+const LIST_LIMIT = 10_000;
 
 /** `asOf`: the caller's clock just before the request (see Authoritative.asOf). */
 export async function sessionChangeSet(target: AgentTarget, externalSessionId: string, info: unknown, asOf: Date, signal?: AbortSignal) {
@@ -55,10 +62,10 @@ export async function reconcileSandbox(
   deps: { db: Db; now: () => Date },
   target: AgentTarget,
   opts: { since: Date | null; signal?: AbortSignal },
-): Promise<{ sessions: number; fetched: number }> {
+): Promise<{ sessions: number; fetched: number; deleted: number }> {
   const startedAt = deps.now();
-  const query = opts.since ? `?start=${Math.max(0, opts.since.getTime() - SKEW_MS)}` : "";
-  const listed = await agentGet<unknown[]>(target, `/session${query}`, opts.signal);
+  const start = opts.since ? `start=${Math.max(0, opts.since.getTime() - SKEW_MS)}&` : "";
+  const listed = await agentGet<unknown[]>(target, `/session?${start}limit=${LIST_LIMIT}`, opts.signal);
   const infos = (Array.isArray(listed) ? listed : []).map((info) => ({ info, change: sessionChange(info) })).filter((x) => x.change !== null);
   const known = new Map<string, Date | null>();
   const ids = infos.map((x) => x.change!.externalId);
@@ -77,11 +84,54 @@ export async function reconcileSandbox(
     await applyChanges(deps.db, target.sandboxId, set, { now: deps.now(), authoritative: [authoritative] });
     fetched++;
   }
+  // Without `since` the list above is already every session the agent lists.
+  const deleted = await markDeletedSessions(deps, target, opts.since ? null : listed, opts.signal);
   await deps.db.execute(
     sql`insert into chat_sync_state (sandbox_id, last_reconciled_at, updated_at) values (${target.sandboxId}, ${ts(startedAt)}, ${ts(deps.now())})
         on conflict (sandbox_id) do update set last_reconciled_at = excluded.last_reconciled_at, updated_at = excluded.updated_at`,
   );
-  return { sessions: infos.length, fetched };
+  return { sessions: infos.length, fetched, deleted };
+}
+
+/**
+ * Sessions deleted in OpenCode while no Warren instance listened (the session.deleted event was
+ * missed) are marked deleted through applyChanges, exactly as that event marks them. Only on
+ * evidence, since the status is final:
+ * - only sessions the agent itself reported (external_updated_at comes from its record alone:
+ *   not imported ones, not stubs) that are still active (archived, deleted, purged: left alone);
+ * - only when the agent's list was fetched whole (an error or a cut-short body throws, a full
+ *   page is not known to be whole) and is not empty (a fresh or wiped agent store lists nothing;
+ *   that is not the user deleting every session);
+ * - only when GET /session/:id then answers OpenCode's NotFoundError: the list holds the agent's
+ *   current project only (a `git init` in the workspace starts another), so absent from it is
+ *   not yet deleted; and a session the stream wrote after the list was fetched is found there.
+ */
+async function markDeletedSessions(deps: { db: Db; now: () => Date }, target: AgentTarget, full: unknown[] | null, signal?: AbortSignal) {
+  const active = await deps.db
+    .select({ ext: chatSessions.externalSessionId })
+    .from(chatSessions)
+    .where(
+      and(
+        eq(chatSessions.sandboxId, target.sandboxId),
+        eq(chatSessions.source, "opencode"),
+        eq(chatSessions.status, "active"),
+        isNull(chatSessions.purgedAt),
+        isNotNull(chatSessions.externalUpdatedAt),
+        isNotNull(chatSessions.externalSessionId),
+      ),
+    );
+  if (active.length === 0) return 0;
+  const listed = full ?? (await agentGet<unknown>(target, `/session?limit=${LIST_LIMIT}`, signal));
+  if (!Array.isArray(listed) || listed.length === 0 || listed.length >= LIST_LIMIT) return 0;
+  const present = new Set(listed.map((info) => sessionChange(info)?.externalId));
+  const gone: SessionChange[] = [];
+  for (const { ext } of active) {
+    if (present.has(ext!)) continue;
+    if ((await agentGetIfFound(target, `/session/${encodeURIComponent(ext!)}`, signal)) !== null) continue;
+    gone.push({ externalId: ext!, title: null, updatedAt: null, createdAt: null, deleted: true, archived: false });
+  }
+  if (gone.length > 0) await applyChanges(deps.db, target.sandboxId, { ...emptyChangeSet(), sessions: gone }, { now: deps.now() });
+  return gone.length;
 }
 
 /** POST …/sessions/:sessionId/sync — fetch one session and all its messages from the agent now. */

@@ -4,7 +4,7 @@ import { queryRows, ts, type Db } from "../../database/client";
 import { acquireLease, releaseLease } from "../../jobs/lease";
 import type { Logger } from "../../lib/logger";
 import type { SandboxRuntime } from "../sandboxes/runtime";
-import { agentTarget, AgentUnavailableError } from "./agent";
+import { agentTarget, AgentUnavailableError, type AgentTarget } from "./agent";
 import { applyChanges } from "./ingest";
 import { addEvent, emptyChangeSet, parseSyncedEvent, type ChangeSet } from "./opencode-events";
 import { reconcileSandbox } from "./reconcile";
@@ -15,8 +15,9 @@ import { reconcileSandbox } from "./reconcile";
  * can take; a lease held by a dead instance runs out and another instance takes over. A stream
  * reconnects with exponential backoff (capped, with jitter) for as long as the sandbox runs and
  * the lease is ours; when the sandbox stops or the lease is lost the stream ends and the lease
- * is released. Every (re)connect starts with a reconciliation that fetches what changed while
- * nobody was listening, and reconciliation repeats periodically.
+ * is released. A stream that sends nothing for streamIdleMs (OpenCode sends a heartbeat every
+ * 10 s) is dropped and reopened the same way. Every (re)connect starts with a reconciliation that
+ * fetches what changed while nobody was listening, and reconciliation repeats periodically.
  */
 export type ChatSyncOptions = {
   rt: Pick<SandboxRuntime, "db" | "driver" | "keyring" | "now">;
@@ -25,6 +26,8 @@ export type ChatSyncOptions = {
   tickMs: number;
   leaseMs: number;
   reconcileIntervalMs: number;
+  /** A stream that sends nothing (not even a heartbeat) for this long is dropped and reopened. */
+  streamIdleMs?: number;
   /** Events per transaction at most; a batch is also flushed after flushMs. */
   batchSize?: number;
   flushMs?: number;
@@ -34,6 +37,16 @@ const BACKOFF_MIN_MS = 250;
 const BACKOFF_MAX_MS = 30_000;
 /** A connection that stayed up this long starts the backoff again from the bottom. */
 const STABLE_CONNECTION_MS = 10_000;
+/** OpenCode 1.18 sends server.heartbeat on /event every 10 s: four and a half of them missed. */
+const DEFAULT_STREAM_IDLE_MS = 45_000;
+
+/** The agent's stream went silent: a half-open connection or a hung agent, never an end of stream. */
+class StreamIdleError extends Error {
+  override name = "StreamIdleError";
+  constructor(idleMs: number) {
+    super(`the agent's event stream sent nothing for ${Math.round(idleMs / 1000)} s (not even a heartbeat)`);
+  }
+}
 
 export function backoffMs(attempt: number): number {
   const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** Math.min(attempt, 20));
@@ -150,18 +163,38 @@ class SandboxStream {
         const message = err instanceof AgentUnavailableError ? err.message : (err as Error).message || String(err);
         await this.setState({ connected: false, error: message }).catch(() => undefined);
         const wait = backoffMs(attempt++);
-        this.log.debug({ err: { message }, retryInMs: wait }, "chat stream down; reconnecting");
+        // A silent stream is not a clean drop: sync stood still until now, which an operator should see.
+        if (err instanceof StreamIdleError) this.log.warn({ err: { message }, retryInMs: wait }, "chat stream went silent; reconnecting");
+        else this.log.debug({ err: { message }, retryInMs: wait }, "chat stream down; reconnecting");
         await sleep(wait, signal);
       }
     }
   }
 
-  /** One connection: open the stream, reconcile, then ingest events until it ends. */
+  /** One connection, watched for silence. */
   private async follow(signal: AbortSignal, onConnected: () => void) {
     const target = await agentTarget(this.opts.rt, this.sandboxId);
+    // A half-open connection or a hung agent sends nothing, and a read waits on it forever (sync
+    // silently stopped). Every chunk, heartbeats included, re-arms the watchdog; when it fires the
+    // request aborts, the pending read rejects with the StreamIdleError and run() reconnects.
+    const idleMs = this.opts.streamIdleMs ?? DEFAULT_STREAM_IDLE_MS;
+    const stall = new AbortController();
+    const watchdog = setTimeout(() => stall.abort(new StreamIdleError(idleMs)), idleMs);
+    try {
+      await this.connect(target, AbortSignal.any([signal, stall.signal]), signal, watchdog, onConnected);
+    } finally {
+      clearTimeout(watchdog);
+    }
+  }
+
+  /**
+   * Opens the stream, reconciles, then ingests events until it ends. `request` aborts the request
+   * (the sandbox's `signal` or the watchdog); every chunk read re-arms `watchdog`.
+   */
+  private async connect(target: AgentTarget, request: AbortSignal, signal: AbortSignal, watchdog: Timer, onConnected: () => void) {
     const res = await fetch(new URL("/event", target.url), {
       headers: { authorization: target.authorization, accept: "text/event-stream" },
-      signal,
+      signal: request,
     });
     if (!res.ok || !res.body) {
       await res.arrayBuffer().catch(() => undefined);
@@ -218,6 +251,7 @@ class SandboxStream {
       for (;;) {
         const { value, done } = await reader.read();
         if (done) break;
+        watchdog.refresh();
         parser.feed(value);
       }
     } finally {
