@@ -7,7 +7,7 @@ import { assigneeKnown, ImportUsageError, planCredentials, writeCredentials } fr
 import { importReferenceData, loadCatalog } from "./reference-data";
 import { balance, emptyTableReport, type ImportReport, type NotImported } from "./report";
 import { LegacySource, LegacySourceError } from "./source";
-import { recountSessions } from "./session-counters";
+import { recountImportedSessions } from "./session-counters";
 import { buildSpecs } from "./tables";
 import { databaseMessage, ImportFailure, importTable, type Progress } from "./writer";
 
@@ -153,7 +153,7 @@ export async function importLegacy(opts: ImportOptions): Promise<ImportReport> {
       const chat = report.tables.find((t) => t.table === "chat_sessions") ?? report.tables.find((t) => t.table === "chat_messages");
       if (chat) {
         currentTable = "chat_sessions (counters)";
-        chat.countersRecomputed = await recountSessions(tx, source);
+        chat.countersRecomputed = await recountImportedSessions(tx, source);
       }
       currentTable = LEGACY_CREDENTIALS_TABLE;
       const written = await writeCredentials(tx, plan, { assignTo, keyring: opts.keyring, logger: opts.logger, now, db: opts.database.db });

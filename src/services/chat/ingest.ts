@@ -2,6 +2,7 @@ import { sql, type SQL } from "drizzle-orm";
 import { queryRows, ts, type Db, type Executor } from "../../database/client";
 import { newId } from "../../lib/ids";
 import type { ChangeSet, MessageChange, PartChange, SessionChange } from "./opencode-events";
+import { recountSessions } from "./session-counters";
 
 /**
  * Writes a batch of changes from one sandbox's agent in one transaction. Every write is an
@@ -363,32 +364,7 @@ export async function applyChanges(
                    or m.tool_calls is distinct from a.tools or m.thinking is distinct from a.thinking)`,
       );
     }
-    for (const ids of chunks([...touchedSessions])) {
-      const idList = sql.join(ids.map((id) => sql`${id}`), sql`, `);
-      await tx.execute(
-        sql`update chat_sessions s set
-              message_count = a.n, user_message_count = a.u, assistant_message_count = a.a,
-              -- Every message ever received counts here, removed ones too: a sum that only grows.
-              total_input_tokens = greatest(s.total_input_tokens, a.input),
-              total_output_tokens = greatest(s.total_output_tokens, a.output),
-              total_cost = greatest(s.total_cost, a.cost),
-              last_message_at = a.last
-            from (
-              select x.id,
-                count(m.id) filter (where not m.is_stub and m.removed_at is null)::int as n,
-                count(m.id) filter (where not m.is_stub and m.removed_at is null and m.role = 'user')::int as u,
-                count(m.id) filter (where not m.is_stub and m.removed_at is null and m.role = 'assistant')::int as a,
-                coalesce(sum(m.input_tokens), 0)::bigint as input,
-                coalesce(sum(m.output_tokens), 0)::bigint as output,
-                coalesce(sum(m.cost), 0)::numeric as cost,
-                max(m.created_at) filter (where not m.is_stub and m.removed_at is null) as last
-              from unnest(array[${idList}]::text[]) as x(id)
-              left join chat_messages m on m.session_id = x.id
-              group by x.id
-            ) a
-            where s.id = a.id`,
-      );
-    }
+    for (const ids of chunks([...touchedSessions])) await recountSessions(tx, ids);
 
     // ---- sync state ----
     const lag = opts.receivedAt ? Math.max(0, Date.now() - opts.receivedAt.getTime()) : null;
