@@ -1,7 +1,8 @@
 import { and, count, desc, eq, gte, lt, sql, type SQL } from "drizzle-orm";
 import { activityLog } from "../../../db/schema";
 import type { ServiceContext } from "../../context";
-import type { Executor } from "../../database/client";
+import type { Db, Executor } from "../../database/client";
+import { p, prepared } from "../../database/prepared";
 import { decodeCursor, newestFirst } from "../../lib/pagination";
 
 type ActivityRow = typeof activityLog.$inferSelect;
@@ -96,8 +97,30 @@ export async function activityBatch(db: Executor, userId: string, f: ActivityFil
     .limit(limit);
 }
 
+/**
+ * The plain page (no filter), the one every activity screen opens with, as a prepared statement
+ * (src/database/prepared.ts). Filtered pages stay unprepared: PostgreSQL then plans them for the
+ * values given, and picks the index that suits a rare action or entity.
+ */
+function plainBatch(db: Db, userId: string, limit: number, key: { at: string; id: string } | undefined) {
+  const shape = key ? "activity:c" : "activity:";
+  const query = prepared<{ row: ActivityRow; at: string }[]>(db, shape, () =>
+    db
+      .select({ row: activityLog, at: keyAt })
+      .from(activityLog)
+      .where(and(eq(activityLog.userId, p("userId")), key ? sql`(${activityLog.createdAt}, ${activityLog.id}) < (${p("at")}::timestamptz, ${p("id")})` : undefined))
+      .orderBy(...newestFirst(activityLog))
+      .limit(p("limit"))
+      .prepare(key ? "warren_activity_c" : "warren_activity"),
+  );
+  return query.execute({ userId, at: key?.at, id: key?.id, limit });
+}
+
 export async function listActivity(ctx: ServiceContext, q: ActivityFilter & { limit: number; cursor?: string | undefined }) {
-  const rows = await activityBatch(ctx.db, ctx.userId, q, q.limit + 1, q.cursor);
+  const plain = !q.action && !q.entityType && !q.entityId && !q.from && !q.to;
+  const rows = plain
+    ? await plainBatch(ctx.db, ctx.userId, q.limit + 1, q.cursor ? decodeActivityCursor(q.cursor) : undefined)
+    : await activityBatch(ctx.db, ctx.userId, q, q.limit + 1, q.cursor);
   const page = rows.slice(0, q.limit);
   const last = page[page.length - 1];
   return {
