@@ -3,7 +3,9 @@ import { sql } from "drizzle-orm";
 import { queryRows } from "../../src/database/client";
 import { createLogger } from "../../src/lib/logger";
 import { agentTarget } from "../../src/services/chat/agent";
-import { reconcileSandbox } from "../../src/services/chat/reconcile";
+import { forceSyncSession, reconcileSandbox } from "../../src/services/chat/reconcile";
+import type { SandboxRuntime } from "../../src/services/sandboxes/runtime";
+import { systemContext } from "../../src/context";
 import { startChatSync, type ChatSyncOptions } from "../../src/services/chat/sync-manager";
 import { json, useTestApp } from "../helpers/app";
 import { runningSandbox, startAgentStandin, until, type Standin } from "../helpers/opencode-standin";
@@ -159,6 +161,44 @@ describe("sessions deleted in OpenCode while nobody listened", () => {
     agent.st.listCap = Number.POSITIVE_INFINITY;
     // Already deleted: not looked at again.
     expect(await reconcileSandbox(deps, target, { since })).toMatchObject({ deleted: 0 });
+    await t().database.db.execute(sql`update sandboxes set status = 'stopped' where id = ${id}`);
+  });
+});
+
+describe("force sync of one session (POST …/chat/sessions/:sessionId/sync)", () => {
+  test("fetches what the stream missed for that session now: new and edited messages, counters, an activity entry; other sessions wait", async () => {
+    const agent = standin();
+    const { u, id, driver } = await runningSandbox(t(), agent);
+    const rt = rtOf(driver);
+    const deps = { db: t().database.db, now: () => new Date() };
+    talk(agent, "ses_forced");
+    talk(agent, "ses_other");
+    expect(await reconcileSandbox(deps, await agentTarget(rt, id), { since: null })).toMatchObject({ fetched: 2 });
+
+    // While nobody listens: a second exchange in both sessions, and the session renamed.
+    const created = (clock += 1000);
+    for (const ses of ["ses_forced", "ses_other"]) {
+      agent.emit("session.updated", { info: { id: ses, title: `Renamed ${ses}`, time: { created: created - 5000, updated: created + 100 } } });
+      agent.emit("message.updated", { info: { id: `msg_u2_${ses}`, sessionID: ses, role: "user", time: { created } } });
+      agent.emit("message.part.updated", { part: { id: `prt_u2_${ses}`, sessionID: ses, messageID: `msg_u2_${ses}`, type: "text", text: `follow-up in ${ses}` } });
+    }
+    const sessions = (await json(await t().request(`/api/v1/sandboxes/${id}/chat/sessions`, { token: u.token }))).data as Array<{ id: string; externalSessionId: string }>;
+    const forced = sessions.find((s) => s.externalSessionId === "ses_forced")!;
+
+    const ctx = { ...systemContext({ db: deps.db, logger: createLogger("silent"), now: deps.now }, u.id), actor: "user" as const };
+    const view = await forceSyncSession(ctx, rt as SandboxRuntime, id, forced.id);
+    expect(view.title).toBe("Renamed ses_forced");
+    expect(view.messageCount).toBe(3);
+    expect(view.latestMessages.map((m: { text: string }) => m.text)).toContain("follow-up in ses_forced");
+    // The API shows the same, and only the forced session moved.
+    expect(shape(await rowOf(id, "ses_forced"))).toMatchObject({ title: "Renamed ses_forced", message_count: 3, messages: 3 });
+    expect(shape(await rowOf(id, "ses_other"))).toMatchObject({ title: "Talk ses_other", message_count: 2, messages: 2 });
+    const activity = (await json(await t().request(`/api/v1/me/activity?action=chat_session.sync`, { token: u.token }))).data as Array<{ entityId: string }>;
+    expect(activity.map((a) => a.entityId)).toEqual([forced.id]);
+
+    // Again, with nothing new: the same session, nothing duplicated.
+    expect((await forceSyncSession(ctx, rt as SandboxRuntime, id, forced.id)).messageCount).toBe(3);
+    expect(shape(await rowOf(id, "ses_forced"))).toMatchObject({ message_count: 3, messages: 3 });
     await t().database.db.execute(sql`update sandboxes set status = 'stopped' where id = ${id}`);
   });
 });
