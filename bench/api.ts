@@ -37,6 +37,8 @@ and runs wrk against, for each user:
   prefs-get      GET /api/v1/me/preferences                        bearer
   prefs-patch    PATCH /api/v1/me/preferences, themeMode dark/light alternating   bearer
   select         baseline: Bun.serve + one primary-key select with postgres.js
+  page           baseline: Bun.serve + postgres.js, the heavy user's newest 50 sandboxes as JSON
+                 (what a 50-row page costs on this stack without Warren: the list routes' floor)
   hello          baseline: Bun.serve answering a constant
 
 each for --duration seconds at --connections after --warmup seconds. Targets (issue 11): every
@@ -218,6 +220,7 @@ async function main() {
   const baseRoutes: RouteSpec[] = [
     { route: "select", what: "Bun.serve + postgres.js select by id", kind: "baseline", url: baseline.url, paths: subjects[0]!.sandboxIds.map((id) => `/select?id=${id}`), auth: {}, pid: baseline.proc.pid },
     { route: "hello", what: "Bun.serve constant", kind: "baseline", url: baseline.url, paths: ["/hello"], auth: {}, pid: baseline.proc.pid },
+    { route: "page", what: "Bun.serve + postgres.js, 50 sandboxes as JSON", kind: "baseline", url: baseline.url, paths: [`/page?user=${encodeURIComponent(subjects[0]!.userId)}&limit=50`], auth: {}, pid: baseline.proc.pid },
   ];
   await expectOk(`${baseline.url}${baseRoutes[0]!.paths[0]}`, null);
   const perUser = subjects.map((s) => ({ subject: s, routes: routesOf(s, warren.url, warren.proc.pid) }));
@@ -252,7 +255,8 @@ async function main() {
   const best = (route: string) => baselineRuns.filter((b) => b.route === route).reduce((a, b) => (b.rps > a.rps ? b : a));
   const select = best("select");
   const hello = best("hello");
-  rows.unshift({ ...select, user: "-" }, { ...hello, user: "-" });
+  const page = best("page");
+  rows.unshift({ ...select, user: "-" }, { ...hello, user: "-" }, { ...page, user: "-" });
   for (const r of rows) {
     r.ofSelect = Math.round((r.rps / Math.max(1, select.rps)) * 1000) / 1000;
     r.ofHello = Math.round((r.rps / Math.max(1, hello.rps)) * 1000) / 1000;
@@ -311,9 +315,13 @@ async function main() {
   ]);
   console.log(`\n${CONNECTIONS} connections, ${DURATION} s per route; target: ≥ ${TARGET_OF_SELECT} × select (the best of 3 baseline rounds) and p99 < ${TARGET_P99_MS} ms\n`);
   console.log(table(header, body));
-  console.log(`\nbaselines, 3 rounds (the best is the reference; their spread is the box's drift): ${["select", "hello"].map((name) => `${name} ${baselineRuns.filter((b) => b.route === name).map((b) => `${fmt(b.rps)} (busy ${b.busyBeforePct}%)`).join(" / ")} req/s`).join("; ")}`);
+  console.log(`\nbaselines, 3 rounds (the best is the reference; their spread is the box's drift): ${["select", "hello", "page"].map((name) => `${name} ${baselineRuns.filter((b) => b.route === name).map((b) => `${fmt(b.rps)} (busy ${b.busyBeforePct}%)`).join(" / ")} req/s`).join("; ")}`);
   const targets = rows.filter((r) => r.kind === "target");
   console.log(`issue 11 target (reads ≥ ${TARGET_OF_SELECT} × select, p99 < ${TARGET_P99_MS} ms, no errors): ${targets.filter((r) => r.targetMet).length}/${targets.length} runs met`);
+  console.log(
+    `the floor of a 50-row page (page baseline, no Warren): ${fmt(page.rps)} req/s = ${(page.rps / Math.max(1, select.rps)).toFixed(2)} × select, p99 ${page.latencyMs.p99.toFixed(2)} ms` +
+      (page.rps / Math.max(1, select.rps) < TARGET_OF_SELECT ? ": below the target before any Warren code runs, so no 50-row list route can meet it here" : ""),
+  );
   if (scale.length) {
     console.log(`\nscale: heavy user (${JSON.stringify(subjects[0]!.rows)}) vs light user (${JSON.stringify(subjects[1]!.rows)}), target p99 ratio ≤ ${TARGET_SCALE}×\n`);
     console.log(table(["route", "heavy p99", "light p99", "ratio", "within"], scale.map((s) => [s.route, s.heavyP99.toFixed(2), s.lightP99.toFixed(2), s.ratio.toFixed(2), s.within ? "yes" : "NO"]), 1));

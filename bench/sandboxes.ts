@@ -32,7 +32,9 @@ starts the real server (bun src/index.ts, NODE_ENV=production) and a baseline se
   get      GET /api/v1/sandboxes/<id>, 20 of the user's ids    target: p99 < 10 ms
   me       GET /api/v1/me          (diagnostic: session lookup + one select)
   health   GET /health             (diagnostic: Warren's middleware stack, no database)
-  select   baseline: Bun.serve + one primary-key select with postgres.js
+  select   baseline: Bun.serve + one primary-key select with postgres.js (the floor of get)
+  page     baseline: Bun.serve + postgres.js selecting the same 50 rows as list, as JSON (the
+           floor of list: what a page of 50 sandboxes costs on this stack without Warren)
   hello    baseline: Bun.serve answering a constant (scenario A only)
 
 each at --connections (after --warmup seconds), then each once more at 1 connection for the
@@ -50,7 +52,8 @@ Options:
   --connections N     wrk connections (default 50)
   --threads N         wrk threads (default 2)
   --unloaded S        seconds per route at 1 connection; 0 skips (default 5)
-  --targets-only      only list, get and the select baseline (no me/health/hello, no unloaded runs)
+  --targets-only      only list, get and the select and page baselines (no me/health/hello, no
+                      unloaded runs)
   --keep-cluster      leave the cluster running at the end and print its URL
   --profile           after measuring, run the list and get routes once more (10 s each) against
                       a Warren started with bun --cpu-prof --cpu-prof-md; the profiles go next to
@@ -157,10 +160,18 @@ type RunRecord = Omit<Measured, "route" | "what" | "kind"> & {
   kind: "target" | "diagnostic" | "baseline";
   /** Requests/s as a fraction of the select baseline of the same scenario and connection count. */
   ofSelectBaseline?: number;
+  /**
+   * Requests/s as a fraction of the route's floor, the baseline doing the same work without
+   * Warren: page for list, select for get (same scenario and connection count).
+   */
+  ofFloor?: number;
   targetMet?: boolean;
 };
 
 type Route = RouteSpec;
+
+/** Each target route's floor: the baseline that does the same database work and JSON without Warren. */
+const FLOOR_OF: Record<string, string> = { list: "page", get: "select" };
 
 async function measure(ctx: { scenario: string; postmasterPid: number }, spec: Route, connections: number, threads: number, seconds: number, warmup: number): Promise<RunRecord> {
   const m = await measureRoute(spec, { connections, threads, seconds, warmup, postmasterPid: ctx.postmasterPid, waitForQuiet: !opts["no-wait-quiet"] });
@@ -306,6 +317,8 @@ async function main() {
       });
       for (const id of ids) await expectOk(`${warrenUrl}/api/v1/sandboxes/${id}`, token);
       await expectOk(`${baseUrl}/select?id=${ids[0]}`, null);
+      const pagePath = `/page?user=${encodeURIComponent(seed.heavyUserId)}&limit=50`;
+      await expectOk(`${baseUrl}${pagePath}`, null, (b) => ((b as { data: unknown[] }).data.length === 50 ? null : "expected 50 rows"));
 
       const routes: Route[] = [
         { route: "list", what: "GET /api/v1/sandboxes?limit=50", kind: "target" as const, url: warrenUrl, paths: ["/api/v1/sandboxes?limit=50"], auth: { token }, pid: warren.proc.pid },
@@ -317,6 +330,7 @@ async function main() {
               { route: "health", what: "GET /health", kind: "diagnostic" as const, url: warrenUrl, paths: ["/health"], auth: {}, pid: warren.proc.pid },
             ]),
         { route: "select", what: "Bun.serve + postgres.js select by id", kind: "baseline" as const, url: baseUrl, paths: ids.map((id) => `/select?id=${id}`), auth: {}, pid: baseline.proc.pid },
+        { route: "page", what: "Bun.serve + postgres.js, the list's 50 rows as JSON", kind: "baseline" as const, url: baseUrl, paths: [pagePath], auth: {}, pid: baseline.proc.pid },
         ...(!opts["targets-only"] && spec.key === "A"
           ? [{ route: "hello", what: "Bun.serve constant", kind: "baseline" as const, url: baseUrl, paths: ["/hello"], auth: {}, pid: baseline.proc.pid }]
           : []),
@@ -339,6 +353,9 @@ async function main() {
       for (const rec of scenarioRecords) {
         const base = scenarioRecords.find((b) => b.route === "select" && b.connections === rec.connections);
         if (base && base.rps > 0) rec.ofSelectBaseline = Math.round((rec.rps / base.rps) * 1000) / 1000;
+        const floorRoute = FLOOR_OF[rec.route];
+        const floor = floorRoute && scenarioRecords.find((b) => b.route === floorRoute && b.connections === rec.connections);
+        if (floor && floor.rps > 0) rec.ofFloor = Math.round((rec.rps / floor.rps) * 1000) / 1000;
       }
       records.push(...scenarioRecords);
       await stopProcess(warren.proc);
@@ -383,7 +400,7 @@ async function main() {
   for (const sc of scenarios as { key: string; statements: StatementCount[] }[]) {
     for (const c of sc.statements) statementsPerRoute.set(`${sc.key}/${c.route}`, c.perRequest);
   }
-  const header = ["scenario", "route", "conns", "req/s", "p50 ms", "p99 ms", "× select", "SQL/req", "CPU ms/req srv+pg", "busy before", "p99 < 10 ms"];
+  const header = ["scenario", "route", "conns", "req/s", "p50 ms", "p99 ms", "× select", "× floor", "SQL/req", "CPU ms/req srv+pg", "busy before", "p99 < 10 ms"];
   const rows = records.map((r) => [
     r.scenario,
     r.route,
@@ -392,6 +409,7 @@ async function main() {
     r.latencyMs.p50.toFixed(2),
     r.latencyMs.p99.toFixed(2),
     r.ofSelectBaseline !== undefined ? r.ofSelectBaseline.toFixed(2) : "",
+    r.ofFloor !== undefined ? `${r.ofFloor.toFixed(2)} ${FLOOR_OF[r.route]}` : "",
     statementsPerRoute.get(`${r.scenario}/${r.route}`)?.toFixed(2) ?? "",
     `${r.cpuMsPerRequest.server.toFixed(2)}+${r.cpuMsPerRequest.postgres.toFixed(2)}`,
     `${r.busyBeforePct}%`,
@@ -401,6 +419,13 @@ async function main() {
   const targets = records.filter((r) => r.kind === "target" && r.connections === CONNECTIONS);
   const met = targets.every((r) => r.targetMet);
   console.log(`\nissue 4 target (p99 < ${TARGET_P99_MS} ms at ${CONNECTIONS} connections, no errors): ${met ? "MET" : "NOT MET"} (${targets.filter((r) => r.targetMet).length}/${targets.length} runs)`);
+  // The floors, in the same run: when the bare stack itself misses the target, no Warren code can meet it.
+  for (const f of records.filter((r) => (r.route === "page" || r.route === "select") && r.connections === CONNECTIONS)) {
+    const of = Object.keys(FLOOR_OF).find((k) => FLOOR_OF[k] === f.route);
+    console.log(
+      `floor of ${of} in ${f.scenario} (${f.what}): ${fmt(f.rps)} req/s, p99 ${f.latencyMs.p99.toFixed(2)} ms — ${f.latencyMs.p99 < TARGET_P99_MS ? "within" : "itself OVER"} the ${TARGET_P99_MS} ms target`,
+    );
+  }
 
   writeResults("sandboxes", stamp, {
     benchmark: "sandboxes (issue 4)",
