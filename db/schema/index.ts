@@ -9,3 +9,4 @@ export * from "./activity";
 export * from "./knowledge";
 export * from "./onboarding";
 export * from "./system";
+export * from "./legacy-import";

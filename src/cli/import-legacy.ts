@@ -14,7 +14,9 @@ const HELP = `Usage: bun run import:legacy --from path/to/database.sqlite [optio
 Imports everything the legacy system kept in its SQLite file into Warren's database
 (DATABASE_URL, or the embedded database in DATA_DIR), after applying Warren's migrations.
 One transaction: all or nothing. Safe to run again: rows already imported are reported as
-already present; a newer file adds only its new rows. The file is opened read-only.
+already present; a newer file adds only its new rows; what was deleted in Warren since an
+earlier run (an account, a sandbox, a purged chat, an agent file, a credential) is reported
+as deleted and not brought back. The file is opened read-only.
 
 Options:
   --from PATH                        the legacy database.sqlite (required)

@@ -1,8 +1,8 @@
 import type { Sql } from "postgres";
 import type { Executor } from "../database/client";
 import { copyLine, parseColumns, UnstorableValue, type StageColumn } from "./copy-format";
-import { skip, type SkipReason, type TableReport } from "./report";
-import { databaseMessage, ImportFailure, type BatchSink, type Converted, type TableSpec } from "./writer";
+import type { TableReport } from "./report";
+import { afterStatements, classification, countLeftOut, databaseMessage, ImportFailure, type BatchSink, type Converted, type TableSpec } from "./writer";
 
 /**
  * The PostgreSQL bulk path: each chunk of converted rows is streamed with COPY FROM STDIN into a
@@ -11,10 +11,11 @@ import { databaseMessage, ImportFailure, type BatchSink, type Converted, type Ta
  * same statement, classifies every row it did not insert:
  *
  *   with ins as (insert … select … from stage … returning key as k)
- *   select count(*) from ins  union all  select ord, present, orphan from stage where key not in ins
+ *   select count(*) from ins  union all  select ord, classification from stage where key not in ins
  *
- * All the statements of a data-modifying WITH see the snapshot taken before it, so `present`
- * means "already in Warren before this chunk", the same answer the JSON path gives.
+ * All the statements of a data-modifying WITH see the snapshot taken before it, so "present"
+ * means "already in Warren before this chunk" (and "deleted", deleted in Warren since an earlier
+ * import, reads the ledger as it was before this chunk), the same answers the JSON path gives.
  *
  * Everything runs on the import transaction's own connection (the drizzle transaction is
  * postgres.js's sql.begin underneath): one transaction, so a kill -9 leaves nothing behind.
@@ -47,7 +48,8 @@ export class CopySink implements BatchSink {
   private readonly stage: string;
   private readonly source: string;
   private readonly statement: string;
-  private readonly afterBatch: string | null;
+  /** afterStatements(spec) (add-on links, the import ledger), run after each chunk's insert. */
+  private readonly after: string[];
   private opened = false;
   /**
    * Large imports as a superuser: the foreign-key triggers of the target are skipped for the
@@ -81,11 +83,11 @@ export class CopySink implements BatchSink {
     this.source = `(select x.ord, ${typed} from ${this.stage} x) as s`;
     const insert = spec.insert.replace("SRC", this.source);
     this.statement = `with ins as (${insert})
-      select null::int as ord, count(*)::int as n, null::boolean as present, null::text as orphan from ins
+      select null::int as ord, count(*)::int as n, null::text as cls from ins
       union all
-      select s.ord, null, ${spec.present}, ${spec.orphan ?? "null::text"} from ${this.source}
+      select s.ord, null, ${classification(spec)} from ${this.source}
       where not exists (select 1 from ins where ins.k = s.${quote(spec.keyField)})`;
-    this.afterBatch = spec.afterBatch ? spec.afterBatch.replace("SRC", this.source) : null;
+    this.after = afterStatements(spec).map((statement) => statement.replace("SRC", this.source));
   }
 
   push(row: Converted, id: string): void {
@@ -188,7 +190,7 @@ export class CopySink implements BatchSink {
     // A savepoint per chunk: when PostgreSQL refuses it, bisect() finds the row, then the caller
     // rolls the whole import back.
     await this.raw.unsafe("savepoint legacy_batch");
-    let result: Array<{ ord: number | null; n: number | null; present: boolean | null; orphan: string | null }>;
+    let result: Array<{ ord: number | null; n: number | null; cls: string | null }>;
     try {
       await this.load(chunk.lines);
       if (this.lockReferences) {
@@ -197,7 +199,7 @@ export class CopySink implements BatchSink {
       }
       result = (await this.raw.unsafe(this.statement)) as unknown as typeof result;
       if (this.lockReferences) await this.raw.unsafe("set local session_replication_role = origin");
-      if (this.afterBatch) await this.raw.unsafe(this.afterBatch);
+      for (const statement of this.after) await this.raw.unsafe(statement);
       await this.raw.unsafe("release savepoint legacy_batch");
     } catch (err) {
       await this.raw.unsafe("rollback to savepoint legacy_batch");
@@ -209,11 +211,7 @@ export class CopySink implements BatchSink {
         inserted = Number(r.n);
         continue;
       }
-      const id = chunk.ids[r.ord]!;
-      if (r.present) this.report.alreadyPresent++;
-      else if (r.orphan) skip(this.report, id, r.orphan as SkipReason);
-      else if (this.spec.unplaced === "merged") this.report.merged++;
-      else throw new ImportFailure(this.spec.table, id, this.spec.unplaced.conflict);
+      countLeftOut(this.spec, this.report, chunk.ids[r.ord]!, r.cls);
     }
     this.report.imported += inserted;
     this.written(chunk.lines.length);
@@ -257,7 +255,7 @@ export class CopySink implements BatchSink {
       try {
         await this.load(chunk.lines.slice(a, b));
         await this.raw.unsafe(this.statement);
-        if (this.afterBatch) await this.raw.unsafe(this.afterBatch);
+        for (const statement of this.after) await this.raw.unsafe(statement);
         return null;
       } catch (err) {
         return err;

@@ -4,7 +4,15 @@ import { DecryptionError } from "../crypto/envelope";
 import type { Keyring } from "../crypto/keyring";
 import { queryRows, type Db, type Executor } from "../database/client";
 import type { Logger } from "../lib/logger";
-import { importCredential, LEGACY_CREDENTIALS_TABLE, legacyCredential, type LegacyCredential } from "../services/credentials/import";
+import {
+  credentialsImportedEarlier,
+  importCredential,
+  LEGACY_CREDENTIALS_TABLE,
+  legacyCredential,
+  recordImportedCredentials,
+  type ImportedCredentialEntry,
+  type LegacyCredential,
+} from "../services/credentials/import";
 import { optionalTime, toJson, type Notes } from "./convert";
 import { emptyTableReport, skip, type TableReport } from "./report";
 import type { LegacySource } from "./source";
@@ -106,14 +114,28 @@ export async function writeCredentials(
     if (!user) throw new ImportFailure(LEGACY_CREDENTIALS_TABLE, null, `no Warren user has the email ${email} (named by --assign-credentials-to)`);
     userId = user.id;
     const ctx = systemContext({ db: deps.db, logger: deps.logger, now: deps.now }, user.id);
+    const earlier = await credentialsImportedEarlier(tx, plan.credentials, user.id);
+    const record: ImportedCredentialEntry[] = [];
     for (const credential of plan.credentials) {
+      const before = earlier.get(credential.legacyId);
+      if (before) {
+        // Brought over by an earlier run: never again. Gone from Warren means the user deleted it
+        // (a leaked key removed must not come back with the next snapshot of the legacy file).
+        if (before.warrenId !== null) report.alreadyPresent++;
+        else report.deletedInWarren++;
+        if (!before.ledgered) record.push({ legacyId: credential.legacyId, providerId: credential.providerId, warrenId: before.warrenId });
+        continue;
+      }
       const outcome = await importCredential(tx, ctx, deps.keyring, { ...credential, secret: credential.secret! });
       if (outcome === "imported") report.imported++;
       else if (outcome === "already_present") report.alreadyPresent++;
       else skip(report, credential.legacyId, "unknown_provider");
+      if (outcome !== "unknown_provider") record.push({ legacyId: credential.legacyId, providerId: credential.providerId });
     }
+    await recordImportedCredentials(tx, record, user.id);
   }
   report.verified = true;
   report.durationMs = Math.round(performance.now() - started);
   return { userId };
 }
+

@@ -42,6 +42,13 @@ export type TableReport = {
   alreadyPresent: number;
   /** Duplicate rows folded into one (chat messages with the same external id). */
   merged: number;
+  /**
+   * Rows an earlier import brought over that were deleted in Warren since (or hang off something
+   * that was: a deleted account's sandboxes, a deleted sandbox's chats, a purged session's
+   * messages): not brought back. Known from the import ledger (legacy_import_ledger) and from
+   * purged sessions' tombstones.
+   */
+  deletedInWarren: number;
   skipped: number;
   skippedByReason: Partial<Record<SkipReason, number>>;
   skippedRows: SkippedRow[];
@@ -89,7 +96,7 @@ export type ImportReport = {
   durationMs: number;
   tables: TableReport[];
   notImported: NotImported[];
-  credentials: { assignedTo: string | null; imported: number; alreadyPresent: number };
+  credentials: { assignedTo: string | null; imported: number; alreadyPresent: number; deletedInWarren: number };
   verification: { ok: boolean; mismatches: string[] };
   failure: ImportFailureInfo | null;
   warnings: string[];
@@ -104,6 +111,7 @@ export function emptyTableReport(table: string, target: string, source: number):
     updated: 0,
     alreadyPresent: 0,
     merged: 0,
+    deletedInWarren: 0,
     skipped: 0,
     skippedByReason: {},
     skippedRows: [],
@@ -126,11 +134,11 @@ export function skip(report: TableReport, id: string, reason: SkipReason): void 
   if (report.skippedRows.length < ROW_LIST_CAP) report.skippedRows.push({ id, reason });
 }
 
-/** source = imported + updated + alreadyPresent + merged + skipped, or a mismatch message. */
+/** source = imported + updated + alreadyPresent + merged + deletedInWarren + skipped, or a mismatch message. */
 export function balance(t: TableReport): string | null {
-  const accounted = t.imported + t.updated + t.alreadyPresent + t.merged + t.skipped;
+  const accounted = t.imported + t.updated + t.alreadyPresent + t.merged + t.deletedInWarren + t.skipped;
   if (accounted !== t.source) {
-    return `${t.table}: ${t.source} rows in the file but ${accounted} accounted for (imported ${t.imported}, updated ${t.updated}, already present ${t.alreadyPresent}, merged ${t.merged}, skipped ${t.skipped})`;
+    return `${t.table}: ${t.source} rows in the file but ${accounted} accounted for (imported ${t.imported}, updated ${t.updated}, already present ${t.alreadyPresent}, merged ${t.merged}, deleted in Warren ${t.deletedInWarren}, skipped ${t.skipped})`;
   }
   if (t.targetDelta !== null && t.targetDelta !== t.imported) {
     return `${t.table}: ${t.imported} rows imported but ${t.target} gained ${t.targetDelta}`;
@@ -143,12 +151,15 @@ const pad = (s: string | number, n: number) => String(s).padStart(n);
 export function renderText(r: ImportReport): string {
   const lines: string[] = [];
   lines.push(`Legacy import from ${r.source} into ${r.engine}${r.dryRun ? " (dry run: rolled back)" : ""}`);
-  if (r.tables.length) lines.push("", `${"table".padEnd(24)} ${pad("source", 9)} ${pad("imported", 9)} ${pad("updated", 8)} ${pad("present", 9)} ${pad("merged", 8)} ${pad("skipped", 8)}  check`);
+  if (r.tables.length) {
+    lines.push("", `${"table".padEnd(24)} ${pad("source", 9)} ${pad("imported", 9)} ${pad("updated", 8)} ${pad("present", 9)} ${pad("merged", 8)} ${pad("deleted", 8)} ${pad("skipped", 8)}  check`);
+  }
   for (const t of r.tables) {
     lines.push(
-      `${t.table.padEnd(24)} ${pad(t.source, 9)} ${pad(t.imported, 9)} ${pad(t.updated, 8)} ${pad(t.alreadyPresent, 9)} ${pad(t.merged, 8)} ${pad(t.skipped, 8)}  ${t.verified ? "ok" : "MISMATCH"}`,
+      `${t.table.padEnd(24)} ${pad(t.source, 9)} ${pad(t.imported, 9)} ${pad(t.updated, 8)} ${pad(t.alreadyPresent, 9)} ${pad(t.merged, 8)} ${pad(t.deletedInWarren, 8)} ${pad(t.skipped, 8)}  ${t.verified ? "ok" : "MISMATCH"}`,
     );
   }
+  const deleted = r.tables.filter((t) => t.deletedInWarren > 0);
   const details: string[] = [];
   for (const t of r.tables) {
     for (const [reason, n] of Object.entries(t.skippedByReason)) details.push(`  ${t.table}: ${n} skipped (${reason.replaceAll("_", " ")})`);
@@ -168,13 +179,23 @@ export function renderText(r: ImportReport): string {
     }
   }
   if (details.length) lines.push("", "Details:", ...details);
+  if (deleted.length) {
+    lines.push(
+      "",
+      "Deleted in Warren since an earlier import, not brought back (\"deleted\" above; with what hangs off them):",
+      ...deleted.map((t) => `  ${t.table}: ${t.deletedInWarren}`),
+    );
+  }
   if (r.notImported.length) {
     lines.push("", "Not imported (no place in Warren):");
     for (const n of r.notImported) lines.push(`  ${n.table} (${n.rows} ${n.rows === 1 ? "row" : "rows"}): ${n.reason}`);
   }
   if (r.credentials.assignedTo) {
-    const present = r.credentials.alreadyPresent;
-    lines.push("", `Provider credentials: ${r.credentials.imported} imported for ${r.credentials.assignedTo}${present ? `, ${present} already present` : ""}`);
+    const { alreadyPresent: present, deletedInWarren: gone } = r.credentials;
+    lines.push(
+      "",
+      `Provider credentials: ${r.credentials.imported} imported for ${r.credentials.assignedTo}${present ? `, ${present} already present` : ""}${gone ? `, ${gone} deleted in Warren since imported (not brought back)` : ""}`,
+    );
   }
   if (r.warnings.length) lines.push("", "Warnings:", ...r.warnings.map((w) => `  ${w}`));
   lines.push("");

@@ -78,6 +78,13 @@ class Rollback extends Error {}
  * exactly the rows imported), and reported table by table. Warren's migrations must already be
  * applied (the CLI does it).
  *
+ * Deletions made in Warren since an earlier run stand: the import ledger (legacy_import_ledger,
+ * written in this same transaction) lists the users, sandboxes, chat sessions, agent files and
+ * credentials the import has accounted for, and a listed row that Warren no longer has (or a
+ * purged session) is reported as deletedInWarren, with everything that hangs off it, and never
+ * brought back. Every run records what it finds already present too, so a database imported
+ * before the ledger existed gets it filled by its first run since (see README, "Importing").
+ *
  * Throws ImportUsageError for refusals made before anything is written (no such file, no
  * assignee for credentials, no legacy key); every other failure comes back in report.failure.
  */
@@ -101,7 +108,7 @@ export async function importLegacy(opts: ImportOptions): Promise<ImportReport> {
     durationMs: 0,
     tables: [],
     notImported: [],
-    credentials: { assignedTo: null, imported: 0, alreadyPresent: 0 },
+    credentials: { assignedTo: null, imported: 0, alreadyPresent: 0, deletedInWarren: 0 },
     verification: { ok: false, mismatches: [] },
     failure: null,
     warnings: [],
@@ -159,7 +166,12 @@ export async function importLegacy(opts: ImportOptions): Promise<ImportReport> {
       const written = await writeCredentials(tx, plan, { assignTo, keyring: opts.keyring, logger: opts.logger, now, db: opts.database.db });
       if (plan.report) {
         report.tables.push(plan.report);
-        report.credentials = { assignedTo: written.userId ? assignTo : null, imported: plan.report.imported, alreadyPresent: plan.report.alreadyPresent };
+        report.credentials = {
+          assignedTo: written.userId ? assignTo : null,
+          imported: plan.report.imported,
+          alreadyPresent: plan.report.alreadyPresent,
+          deletedInWarren: plan.report.deletedInWarren,
+        };
       }
       if (plan.oauthState) report.tables.push(plan.oauthState);
 

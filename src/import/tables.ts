@@ -36,6 +36,21 @@ export type SpecDeps = { catalog: CatalogIds; authSecret: string };
 const USER_EXISTS = (col: string) => `exists (select 1 from users u where u.id = ${col})`;
 const ORPHAN_USER = (col: string) => `case when not ${USER_EXISTS(col)} then 'orphan_user' end`;
 
+/**
+ * Deleted in Warren since imported. The import ledger (legacy_import_ledger, written by every run:
+ * writer.ts afterStatements) lists the legacy users, sandboxes, chat sessions and agent files an
+ * earlier run found in Warren or brought over; such a row missing from Warren now was deleted
+ * there (an account deletion, a sandbox deletion, an agent file deletion), and a purged session
+ * stays as a tombstone (purged_at). Neither the row nor what hangs off it is brought back. The
+ * checks are index lookups inside the batch's set-based statements: no query per row.
+ */
+const IN_LEDGER = (entity: string, col: string) => `exists (select 1 from legacy_import_ledger l where l.entity = '${entity}' and l.legacy_id = ${col})`;
+const USER_GONE = (col: string) => `(${IN_LEDGER("user", col)} and not ${USER_EXISTS(col)})`;
+const SANDBOX_GONE = (col: string) => `(${IN_LEDGER("sandboxes", col)} and not exists (select 1 from sandboxes x where x.id = ${col}))`;
+const SESSION_GONE = (col: string) =>
+  `(exists (select 1 from chat_sessions x where x.id = ${col} and x.purged_at is not null)
+    or (${IN_LEDGER("chat_sessions", col)} and not exists (select 1 from chat_sessions x where x.id = ${col})))`;
+
 /** Legacy "bool" columns; created_at/updated_at pairs with their NULL fallbacks. */
 function times(row: LegacyRow, notes: Notes, env: ConvertEnv, created = "created_at", updated = "updated_at") {
   const createdAt = requiredTime(row[created], created, notes, toIsoOrNull(row[updated]), env.now);
@@ -91,10 +106,14 @@ export function buildSpecs({ catalog, authSecret }: SpecDeps): TableSpec[] {
     target: "users",
     keyField: "id",
     recordset: "id text, name text, email text, email_verified boolean, image text, created_at timestamptz, updated_at timestamptz",
+    // A user the ledger lists is in Warren already or deleted their account there: never inserted.
     insert: `insert into users (id, name, email, email_verified, image, created_at, updated_at)
       select id, name, email, email_verified, image, created_at, updated_at from SRC
+      where not ${IN_LEDGER("user", "s.id")}
       on conflict do nothing returning id as k`,
     present: "exists (select 1 from users t where t.id = s.id)",
+    deleted: USER_GONE("s.id"),
+    ledger: "user",
     unplaced: { conflict: "its email belongs to another Warren account; remove or rename one of them and run again" },
     convert(row, notes, env) {
       const rawEmail = toText(row.email)?.trim();
@@ -127,6 +146,7 @@ export function buildSpecs({ catalog, authSecret }: SpecDeps): TableSpec[] {
       select id, expires_at, token, ip_address, user_agent, user_id, created_at, updated_at from SRC
       where ${USER_EXISTS("s.user_id")} on conflict do nothing returning id as k`,
     present: "exists (select 1 from sessions t where t.id = s.id)",
+    deleted: USER_GONE("s.user_id"),
     orphan: ORPHAN_USER("s.user_id"),
     unplaced: { conflict: "its token is already used by another Warren session" },
     convert(row, notes, env) {
@@ -156,6 +176,7 @@ export function buildSpecs({ catalog, authSecret }: SpecDeps): TableSpec[] {
       select id, account_id, provider_id, user_id, access_token, refresh_token, id_token, access_token_expires_at, refresh_token_expires_at, scope, password, created_at, updated_at from SRC
       where ${USER_EXISTS("s.user_id")} on conflict do nothing returning id as k`,
     present: "exists (select 1 from accounts t where t.id = s.id)",
+    deleted: USER_GONE("s.user_id"),
     orphan: ORPHAN_USER("s.user_id"),
     unplaced: { conflict: "the same provider account is already linked to another Warren user" },
     async convert(row, notes, env) {
@@ -196,9 +217,13 @@ export function buildSpecs({ catalog, authSecret }: SpecDeps): TableSpec[] {
     target: "verifications",
     keyField: "id",
     recordset: "id text, identifier text, value text, expires_at timestamptz, created_at timestamptz, updated_at timestamptz",
+    // Better Auth keys a password reset by the user's id (value); account deletion removes such
+    // rows, and a deleted account's ones stay out.
     insert: `insert into verifications (id, identifier, value, expires_at, created_at, updated_at)
-      select id, identifier, value, expires_at, created_at, updated_at from SRC on conflict do nothing returning id as k`,
+      select id, identifier, value, expires_at, created_at, updated_at from SRC where not ${USER_GONE("s.value")}
+      on conflict do nothing returning id as k`,
     present: "exists (select 1 from verifications t where t.id = s.id)",
+    deleted: USER_GONE("s.value"),
     unplaced: { conflict: "unexpected unique conflict" },
     convert(row, notes, env) {
       const identifier = toText(row.identifier);
@@ -228,12 +253,14 @@ export function buildSpecs({ catalog, authSecret }: SpecDeps): TableSpec[] {
     insert: `insert into sandboxes (id, user_id, name, slug, description, repository_url, resource_tier_id, flavor_id, status, desired_status, status_reason, error_message, last_activity_at, stopped_at, created_at, updated_at)
       select id, user_id, name, slug, description, repository_url, resource_tier_id, flavor_id, status::sandbox_status, 'stopped', status_reason, error_message, last_activity_at,
         case when status = 'stopped' then updated_at end, created_at, updated_at
-      from SRC where ${USER_EXISTS("s.user_id")} on conflict do nothing returning id as k`,
+      from SRC where ${USER_EXISTS("s.user_id")} and not ${IN_LEDGER("sandboxes", "s.id")} on conflict do nothing returning id as k`,
     afterBatch: `insert into sandbox_addons (sandbox_id, addon_id)
       select s.id, a.value from SRC cross join lateral json_array_elements_text(s.addon_ids) as a(value)
       where exists (select 1 from sandboxes x where x.id = s.id and x.user_id = s.user_id)
       on conflict do nothing`,
     present: "exists (select 1 from sandboxes t where t.id = s.id)",
+    deleted: `(${SANDBOX_GONE("s.id")} or ${USER_GONE("s.user_id")})`,
+    ledger: "sandboxes",
     orphan: ORPHAN_USER("s.user_id"),
     unplaced: { conflict: "its slug is already used by another sandbox of the same user" },
     convert(row, notes, env) {
@@ -300,8 +327,12 @@ export function buildSpecs({ catalog, authSecret }: SpecDeps): TableSpec[] {
       select id, user_id, sandbox_id, source::chat_source, external_session_id, acp_agent_id, title, status::chat_session_status, last_synced_at, created_at, updated_at
       from SRC where ${USER_EXISTS("s.user_id")}
         and (s.sandbox_id is null or exists (select 1 from sandboxes x where x.id = s.sandbox_id and x.user_id = s.user_id))
+        and not ${IN_LEDGER("chat_sessions", "s.id")}
       on conflict do nothing returning id as k`,
-    present: "exists (select 1 from chat_sessions t where t.id = s.id)",
+    // A purged session is a tombstone, not a conversation: counted as deleted in Warren.
+    present: "exists (select 1 from chat_sessions t where t.id = s.id and t.purged_at is null)",
+    deleted: `(${SESSION_GONE("s.id")} or (s.sandbox_id is not null and ${SANDBOX_GONE("s.sandbox_id")}) or ${USER_GONE("s.user_id")})`,
+    ledger: "chat_sessions",
     orphan: `case when not ${USER_EXISTS("s.user_id")} then 'orphan_user'
       when s.sandbox_id is not null and not exists (select 1 from sandboxes x where x.id = s.sandbox_id and x.user_id = s.user_id) then 'orphan_sandbox' end`,
     unplaced: { conflict: "Warren already has this agent session (same sandbox and external session id) under another id" },
@@ -335,8 +366,10 @@ export function buildSpecs({ catalog, authSecret }: SpecDeps): TableSpec[] {
       select s.id, s.session_id, cs.user_id, s.external_message_id, s.role::chat_role, s.content, s.tool_calls, s.tool_results, s.thinking, s.text, s.model_provider, s.model_id, s.agent_id,
         s.input_tokens, s.output_tokens, s.status::chat_message_status, s.error_message, s.created_at, s.completed_at, coalesce(s.completed_at, s.created_at)
       from SRC join chat_sessions cs on cs.id = s.session_id
+      where cs.purged_at is null
       on conflict do nothing returning id as k`,
     present: "exists (select 1 from chat_messages t where t.id = s.id)",
+    deleted: SESSION_GONE("s.session_id"),
     orphan: "case when not exists (select 1 from chat_sessions cs where cs.id = s.session_id) then 'orphan_session' end",
     unplaced: "merged",
     // The insert joins the session and takes the owner from it: both references exist.
@@ -390,6 +423,7 @@ export function buildSpecs({ catalog, authSecret }: SpecDeps): TableSpec[] {
       select user_id, theme_mode::theme_mode, theme_preset, auto_refresh_interval, in_app_notifications, system_notifications, default_resource_tier_id, default_flavor_id, default_addon_ids, default_agent_id, version, created_at, updated_at
       from SRC where ${USER_EXISTS("s.user_id")} on conflict do nothing returning user_id as k`,
     present: "exists (select 1 from user_preferences t where t.user_id = s.user_id)",
+    deleted: USER_GONE("s.user_id"),
     orphan: ORPHAN_USER("s.user_id"),
     unplaced: { conflict: "unexpected unique conflict" },
     convert(row, notes, env) {
@@ -438,6 +472,7 @@ export function buildSpecs({ catalog, authSecret }: SpecDeps): TableSpec[] {
       select user_id, config, agents_md, created_at, updated_at from SRC where ${USER_EXISTS("s.user_id")}
       on conflict do nothing returning user_id as k`,
     present: "exists (select 1 from user_agent_config t where t.user_id = s.user_id)",
+    deleted: USER_GONE("s.user_id"),
     orphan: ORPHAN_USER("s.user_id"),
     unplaced: { conflict: "unexpected unique conflict" },
     convert(row, notes, env) {
@@ -457,8 +492,11 @@ export function buildSpecs({ catalog, authSecret }: SpecDeps): TableSpec[] {
     recordset: "id text, user_id text, type text, name text, extension text, content text, created_at timestamptz, updated_at timestamptz",
     insert: `insert into user_agent_files (id, user_id, type, name, extension, content, created_at, updated_at)
       select id, user_id, type::agent_file_type, name, extension::agent_file_extension, content, created_at, updated_at
-      from SRC where ${USER_EXISTS("s.user_id")} on conflict do nothing returning id as k`,
+      from SRC where ${USER_EXISTS("s.user_id")} and not ${IN_LEDGER("user_opencode_files", "s.id")} on conflict do nothing returning id as k`,
     present: "exists (select 1 from user_agent_files t where t.id = s.id)",
+    // Deleted and then written again under the same name: the new file is the user's, not a conflict.
+    deleted: `((${IN_LEDGER("user_opencode_files", "s.id")} and not exists (select 1 from user_agent_files t where t.id = s.id)) or ${USER_GONE("s.user_id")})`,
+    ledger: "user_opencode_files",
     orphan: ORPHAN_USER("s.user_id"),
     unplaced: { conflict: "the user already has a file of that type and name in Warren" },
     convert(row, notes, env): ConvertResult {
@@ -500,8 +538,14 @@ export function buildSpecs({ catalog, authSecret }: SpecDeps): TableSpec[] {
       "id text, user_id text, actor_type text, action text, entity_type text, entity_id text, metadata jsonb, ip_address text, user_agent text, anonymized boolean, created_at timestamptz",
     insert: `insert into activity_log (id, user_id, actor_type, action, entity_type, entity_id, metadata, ip_address, user_agent, anonymized, created_at)
       select id, user_id, actor_type::actor_type, action, entity_type, entity_id, metadata, ip_address, user_agent, anonymized, created_at
-      from SRC where s.user_id is null or ${USER_EXISTS("s.user_id")} on conflict do nothing returning id as k`,
-    present: "exists (select 1 from activity_log t where t.id = s.id)",
+      from SRC where (s.user_id is null or ${USER_EXISTS("s.user_id")})
+        and not exists (select 1 from activity_log_archive a where a.id = s.id)
+      on conflict do nothing returning id as k`,
+    // Warren's retention moves old entries (the legacy ones soon after the import) into the
+    // archive under the same id, without the personal data: there, they are already present.
+    present: "exists (select 1 from activity_log t where t.id = s.id) or exists (select 1 from activity_log_archive a where a.id = s.id)",
+    // A deleted account's entries stay, anonymised (already present); those it never had are not added.
+    deleted: `s.user_id is not null and ${USER_GONE("s.user_id")}`,
     orphan: `case when s.user_id is not null and not ${USER_EXISTS("s.user_id")} then 'orphan_user' end`,
     unplaced: { conflict: "unexpected unique conflict" },
     // The insert takes only rows whose user exists (or has none).

@@ -16,9 +16,11 @@ import { CopySink, postgresClientOf } from "./copy-writer";
  *
  * Rows a batch did not insert are classified (CopySink: in the inserting statement itself;
  * JsonSink: by a second query, only when there are any): the key is already in Warren (an
- * earlier run), the row is an orphan, or, for tables whose duplicates are merged, it lost to an
- * equal row on another unique key. Anything else is a conflict the importer refuses to guess
- * about. Either way every source row is counted once, which is what verification checks.
+ * earlier run), the row was deleted in Warren since an earlier run brought it over (or hangs off
+ * something that was; see IN_LEDGER in tables.ts), the row is an orphan, or, for tables whose
+ * duplicates are merged, it lost to an equal row on another unique key. Anything else is a
+ * conflict the importer refuses to guess about. Either way every source row is counted once,
+ * which is what verification checks.
  */
 
 export type Converted = Record<string, unknown>;
@@ -44,6 +46,18 @@ export type TableSpec = {
   present: string;
   /** SQL text: the skip reason when the row is an orphan, else NULL (alias s). */
   orphan?: string;
+  /**
+   * SQL boolean: the row, or what it hangs off, was deleted in Warren since an earlier import
+   * brought it over (alias s). The insert must leave such rows out; they are counted as
+   * deletedInWarren, never brought back.
+   */
+  deleted?: string;
+  /**
+   * The entity name under which the import ledger (legacy_import_ledger) records the rows of this
+   * table that are in Warren after each batch (imported now or earlier) or held back as deleted,
+   * keyed by keyField: what lets a later run tell "deleted in Warren" from "never imported".
+   */
+  ledger?: string;
   /** What a row neither inserted, present nor orphan means. */
   unplaced: "merged" | { conflict: string };
   convert(row: LegacyRow, notes: Notes, env: ConvertEnv): ConvertResult | Promise<ConvertResult>;
@@ -91,6 +105,43 @@ export type WriteOptions = {
 };
 
 const src = (recordset: string) => `json_to_recordset($JSON::json) as s(${recordset})`;
+
+/**
+ * SQL text (alias s): how a row the insert left out is counted: 'present' (already in Warren),
+ * 'deleted' (deleted in Warren since an earlier import), an orphan's skip reason, or NULL (merged,
+ * or a conflict). One CASE, so each row costs only the checks up to its answer: on a re-run,
+ * where every row is present, one primary-key lookup.
+ */
+export function classification(spec: TableSpec): string {
+  return `case when ${spec.present} then 'present' when ${spec.deleted ?? "false"} then 'deleted' else ${spec.orphan ?? "null::text"} end`;
+}
+
+/** Counts one row the insert left out, by its classification(). */
+export function countLeftOut(spec: TableSpec, report: TableReport, id: string, cls: string | null | undefined): void {
+  if (cls === "present") report.alreadyPresent++;
+  else if (cls === "deleted") report.deletedInWarren++;
+  else if (cls) skip(report, id, cls as SkipReason);
+  else if (spec.unplaced === "merged") report.merged++;
+  else throw new ImportFailure(spec.table, id, spec.unplaced.conflict);
+}
+
+/**
+ * The statements run after a batch's insert, each a template with SRC like the insert: the
+ * spec's own (afterBatch), then the ledger's record of the batch's rows now in Warren or held
+ * back as deleted in Warren. Set-based, one statement per batch; the ledger is small (users,
+ * sandboxes, sessions, agent files), never per message.
+ */
+export function afterStatements(spec: TableSpec): string[] {
+  const out: string[] = [];
+  if (spec.afterBatch) out.push(spec.afterBatch);
+  if (spec.ledger) {
+    out.push(`insert into legacy_import_ledger (entity, legacy_id)
+      select '${spec.ledger}', s.${spec.keyField} from SRC
+      where (${spec.present}) or (${spec.deleted ?? "false"})
+      on conflict do nothing`);
+  }
+  return out;
+}
 
 /** Builds `template` (with SRC) around one JSON parameter. */
 export function withBatch(template: string, recordset: string, json: string): SQL {
@@ -266,7 +317,7 @@ async function writeBatch(tx: Executor, spec: TableSpec, report: TableReport, pa
   await tx.execute(sql`savepoint legacy_batch`);
   try {
     inserted = await queryRows<{ k: string }>(tx, batch);
-    if (spec.afterBatch) await tx.execute(withBatch(spec.afterBatch, spec.recordset, json));
+    for (const after of afterStatements(spec)) await tx.execute(withBatch(after, spec.recordset, json));
     await tx.execute(sql`release savepoint legacy_batch`);
   } catch (err) {
     await tx.execute(sql`rollback to savepoint legacy_batch`);
@@ -280,19 +331,13 @@ async function writeBatch(tx: Executor, spec: TableSpec, report: TableReport, pa
   keys.forEach((k, i) => {
     if (!got.has(k)) rest.push(i);
   });
-  const classify = `select s.${spec.keyField} as k, ${spec.present} as present, ${spec.orphan ?? "null::text"} as orphan from SRC`;
-  const rows = await queryRows<{ k: string; present: boolean; orphan: string | null }>(
+  const classify = `select s.${spec.keyField} as k, ${classification(spec)} as cls from SRC`;
+  const rows = await queryRows<{ k: string; cls: string | null }>(
     tx,
     withBatch(classify, spec.recordset, `[${rest.map((i) => parts[i]).join(",")}]`),
   );
-  const byKey = new Map(rows.map((r) => [r.k, r]));
-  for (const i of rest) {
-    const r = byKey.get(keys[i]!);
-    if (r?.present) report.alreadyPresent++;
-    else if (r?.orphan) skip(report, ids[i]!, r.orphan as SkipReason);
-    else if (spec.unplaced === "merged") report.merged++;
-    else throw new ImportFailure(spec.table, ids[i]!, spec.unplaced.conflict);
-  }
+  const byKey = new Map(rows.map((r) => [r.k, r.cls]));
+  for (const i of rest) countLeftOut(spec, report, ids[i]!, byKey.get(keys[i]!));
 }
 
 async function findFailingRow(tx: Executor, spec: TableSpec, parts: string[], ids: string[], batchError: unknown): Promise<ImportFailure> {
@@ -300,7 +345,7 @@ async function findFailingRow(tx: Executor, spec: TableSpec, parts: string[], id
     await tx.execute(sql`savepoint legacy_row`);
     try {
       await queryRows(tx, withBatch(spec.insert, spec.recordset, `[${parts[i]}]`));
-      if (spec.afterBatch) await tx.execute(withBatch(spec.afterBatch, spec.recordset, `[${parts[i]}]`));
+      for (const after of afterStatements(spec)) await tx.execute(withBatch(after, spec.recordset, `[${parts[i]}]`));
       await tx.execute(sql`release savepoint legacy_row`);
     } catch (err) {
       await tx.execute(sql`rollback to savepoint legacy_row`);

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { TEST_SECRET } from "../helpers/app";
-import { addBulkRows, ALICE, buildLegacyFixture, LEGACY_KEY } from "../helpers/legacy-fixture";
+import { addBulkRows, ALICE, BOB, buildLegacyFixture, LEGACY_KEY } from "../helpers/legacy-fixture";
 import { createServerStorage, startServer, type ServerStorage } from "../helpers/server";
 
 /**
@@ -143,4 +143,49 @@ describe("import:legacy CLI", () => {
       await server.stop();
     }
   }, 120_000);
+
+  test("a legacy user deletes their account in Warren; a re-run exits 0, brings nothing of it back and says so", async () => {
+    const server = await startServer({ storage });
+    try {
+      const signIn = await fetch(`${server.url}/api/auth/sign-in/email`, {
+        method: "POST",
+        headers: { "content-type": "application/json", origin: server.url },
+        body: JSON.stringify({ email: BOB.email.toLowerCase(), password: BOB.password }),
+      });
+      expect(signIn.status).toBe(200);
+      const token = signIn.headers.get("set-auth-token")!;
+      const deleted = await fetch(`${server.url}/api/v1/me/account`, {
+        method: "DELETE",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json", origin: server.url },
+        body: JSON.stringify({ confirm: "DELETE MY ACCOUNT" }),
+      });
+      expect(deleted.status).toBe(200);
+    } finally {
+      await server.stop();
+    }
+
+    const args = ["--from", file, "--assign-credentials-to", ALICE.email, "--legacy-encryption-key-env", "OLD_KEY"];
+    const json = cli([...args, "--json"]);
+    const [code, out] = await Promise.all([json.exited, new Response(json.stdout).text()]);
+    expect(code).toBe(0);
+    type Row = { table: string; source: number; imported: number; alreadyPresent: number; merged: number; deletedInWarren: number; skipped: number; verified: boolean };
+    const report = JSON.parse(out) as { ok: boolean; verification: { ok: boolean }; tables: Row[] };
+    expect(report.ok).toBe(true);
+    expect(report.verification.ok).toBe(true);
+    const table = (name: string) => report.tables.find((t) => t.table === name)!;
+    for (const t of report.tables) {
+      expect({ table: t.table, imported: t.imported, verified: t.verified }).toEqual({ table: t.table, imported: 0, verified: true });
+    }
+    // Bob's account, sign-in account, sandbox, preferences and agent configuration: his, deleted.
+    for (const name of ["user", "account", "sandboxes", "user_preferences", "user_opencode_config"]) expect(table(name).deletedInWarren).toBe(1);
+    expect(table("user").alreadyPresent).toBe(1);
+
+    // The same run, as an operator reads it (a dry run: verified, rolled back).
+    const text = cli([...args, "--dry-run"]);
+    const [textCode, textOut] = await Promise.all([text.exited, new Response(text.stdout).text()]);
+    expect(textCode).toBe(0);
+    expect(textOut).toContain("Deleted in Warren since an earlier import, not brought back");
+    expect(textOut).toContain("  sandboxes: 1");
+    expect(textOut).not.toContain("MISMATCH");
+  }, 180_000);
 });

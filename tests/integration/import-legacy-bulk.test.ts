@@ -178,6 +178,32 @@ describe("legacy import, bulk path", () => {
     expect(await indexes("chat_messages")).toEqual(MESSAGE_INDEXES);
   });
 
+  test("a session purged in Warren stays empty through a re-run over large tables; a newer message elsewhere still arrives", async () => {
+    const signIn = await t.request("/api/auth/sign-in/email", { method: "POST", json: { email: ALICE.email, password: ALICE.password }, headers: { origin: t.config.publicUrl } });
+    expect(signIn.status).toBe(200);
+    const token = signIn.headers.get("set-auth-token")!;
+    const purged = await count("chat_messages");
+    const [inSession] = await queryRows<{ n: string }>(t.database.db, sql`select count(*) as n from chat_messages where session_id = 'bulk-s3'`);
+    const gone = Number(inSession!.n);
+    expect(gone).toBeGreaterThan(400);
+    expect((await t.request("/api/v1/sandboxes/AbCdEf123456/chat/sessions/bulk-s3?purge=true", { method: "DELETE", token })).status).toBe(204);
+    const db = new Sqlite(file, { strict: true });
+    const insert = db.query("insert into chat_messages (id, session_id, external_message_id, role, content, status, created_at) values (?,?,?,?,?,?,?)");
+    insert.run("late-s3", "bulk-s3", "late-e3", "user", "[]", "complete", "2024-09-09 09:09:09");
+    insert.run("late-s4", "bulk-s4", "late-e4", "user", "[]", "complete", "2024-09-09 09:09:09");
+    db.close();
+
+    const report = await importLegacy(opts());
+    expect(report.ok).toBe(true);
+    // Every batch (700 rows here) checks the whole batch against the tombstone at once.
+    expect(report.tables.find((x) => x.table === "chat_messages")).toMatchObject({ imported: 1, deletedInWarren: gone + 1, verified: true });
+    expect(report.tables.find((x) => x.table === "chat_sessions")).toMatchObject({ alreadyPresent: 7, deletedInWarren: 1 });
+    const [left] = await queryRows<{ n: string }>(t.database.db, sql`select count(*) as n from chat_messages where session_id = 'bulk-s3'`);
+    expect(Number(left!.n)).toBe(0);
+    expect(await count("chat_messages")).toBe(purged - gone + 1);
+    expect(await indexes("chat_messages")).toEqual(MESSAGE_INDEXES);
+  });
+
   test("text PostgreSQL cannot hold (NUL) is named by row and column", async () => {
     const db = new Sqlite(file, { strict: true });
     db.query("insert into chat_messages (id, session_id, external_message_id, role, content, model_id, status, created_at) values (?,?,?,?,?,?,?,?)").run(

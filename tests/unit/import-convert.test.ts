@@ -101,7 +101,7 @@ describe("report", () => {
     durationMs: 0,
     tables: [],
     notImported: [],
-    credentials: { assignedTo: null, imported: 0, alreadyPresent: 0 },
+    credentials: { assignedTo: null, imported: 0, alreadyPresent: 0, deletedInWarren: 0 },
     verification: { ok: true, mismatches: [] },
     failure: null,
     warnings: [],
@@ -110,8 +110,10 @@ describe("report", () => {
 
   test("a table whose counts do not balance is a mismatch", () => {
     const t = { ...emptyTableReport("user", "users", 3), imported: 2 };
-    expect(balance(t)).toBe("user: 3 rows in the file but 2 accounted for (imported 2, updated 0, already present 0, merged 0, skipped 0)");
+    expect(balance(t)).toBe("user: 3 rows in the file but 2 accounted for (imported 2, updated 0, already present 0, merged 0, deleted in Warren 0, skipped 0)");
     expect(balance({ ...t, skipped: 1, skippedByReason: { orphan_user: 1 } })).toBeNull();
+    // Rows deleted in Warren since an earlier import are accounted for, not missing.
+    expect(balance({ ...t, deletedInWarren: 1 })).toBeNull();
     expect(balance({ ...t, skipped: 1, targetDelta: 3 })).toBe("user: 2 rows imported but users gained 3");
   });
 
@@ -126,5 +128,17 @@ describe("report", () => {
     const text = renderText(report({ ok: true, committed: true, tables: [t], notImported: [{ table: "projects", rows: 1, reason: "old" }] }));
     expect(text).toContain("1 malformed JSON value(s) Warren's column cannot hold, stored empty; original text in --json (a.addon_ids)");
     expect(text).toContain("projects (1 row): old");
+  });
+
+  test("text: rows deleted in Warren since imported have their own column and lines", () => {
+    const t = emptyTableReport("user", "users", 2);
+    t.alreadyPresent = 1;
+    t.deletedInWarren = 1;
+    t.verified = true;
+    const text = renderText(report({ ok: true, committed: true, tables: [t], credentials: { assignedTo: "a@example.com", imported: 0, alreadyPresent: 1, deletedInWarren: 1 } }));
+    expect(text).toMatch(/user\s+2\s+0\s+0\s+1\s+0\s+1\s+0\s+ok/);
+    expect(text).toContain("Deleted in Warren since an earlier import, not brought back");
+    expect(text).toContain("  user: 1");
+    expect(text).toContain("Provider credentials: 0 imported for a@example.com, 1 already present, 1 deleted in Warren since imported (not brought back)");
   });
 });

@@ -1,10 +1,10 @@
-import { and, eq } from "drizzle-orm";
+import { and, eq, sql } from "drizzle-orm";
 import { providerCredentials, providers } from "../../../db/schema";
 import type { ServiceContext } from "../../context";
 import { DecryptionError, encryptValue } from "../../crypto/envelope";
 import { decryptLegacy } from "../../crypto/legacy";
 import type { Keyring } from "../../crypto/keyring";
-import type { Executor } from "../../database/client";
+import { queryRows, type Executor } from "../../database/client";
 import { newId } from "../../lib/ids";
 import { recordActivity } from "../activity/record";
 import { maskedHint } from "./store";
@@ -105,4 +105,63 @@ export function legacyCredential(row: Record<string, unknown>, legacyKey: string
     scopes,
     tokenExpiresAt,
   };
+}
+
+/**
+ * For the legacy import's ledger (legacy_import_ledger; src/import): which of these legacy
+ * credentials an earlier run imported, and the Warren credential each became (null: deleted in
+ * Warren since; a re-run must not bring a removed key back). The ledger says so for runs since it
+ * exists. For a database imported before it, importCredential left the evidence: its
+ * `credential.import` activity entry names the legacy id (kept through account deletion and
+ * archiving), and the credential it made is the assignee's for that provider, if they still have
+ * one. Two statements for all the file's credentials.
+ */
+export async function credentialsImportedEarlier(
+  tx: Executor,
+  legacy: Array<{ legacyId: string; providerId: string }>,
+  assigneeId: string,
+): Promise<Map<string, { warrenId: string | null; ledgered: boolean }>> {
+  const earlier = new Map<string, { warrenId: string | null; ledgered: boolean }>();
+  if (legacy.length === 0) return earlier;
+  const json = JSON.stringify(legacy.map((c) => ({ legacy_id: c.legacyId, provider_id: c.providerId })));
+  const ledgered = await queryRows<{ legacy_id: string; warren_id: string | null }>(
+    tx,
+    sql`select l.legacy_id, c.id as warren_id
+        from json_to_recordset(${json}::json) as x(legacy_id text, provider_id text)
+        join legacy_import_ledger l on l.entity = ${LEGACY_CREDENTIALS_TABLE} and l.legacy_id = x.legacy_id
+        left join ${providerCredentials} c on c.id = l.warren_id`,
+  );
+  for (const r of ledgered) earlier.set(r.legacy_id, { warrenId: r.warren_id, ledgered: true });
+  if (earlier.size === legacy.length) return earlier;
+  // The assignee's entries (or, after an account deletion, anonymised ones) through the
+  // (user_id, entity_type, entity_id) index; the archive through its action index.
+  const evidenced = await queryRows<{ legacy_id: string; warren_id: string | null }>(
+    tx,
+    sql`select x.legacy_id,
+          (select c.id from ${providerCredentials} c where c.user_id = ${assigneeId} and c.provider_id = x.provider_id) as warren_id
+        from json_to_recordset(${json}::json) as x(legacy_id text, provider_id text)
+        where exists (select 1 from activity_log a
+                      where (a.user_id = ${assigneeId} or a.user_id is null) and a.entity_type = 'provider' and a.entity_id = x.provider_id
+                        and a.action = 'credential.import' and a.metadata->>'legacyId' = x.legacy_id)
+           or exists (select 1 from activity_log_archive a
+                      where a.action = 'credential.import' and a.metadata->>'legacyId' = x.legacy_id)`,
+  );
+  for (const r of evidenced) if (!earlier.has(r.legacy_id)) earlier.set(r.legacy_id, { warrenId: r.warren_id, ledgered: false });
+  return earlier;
+}
+
+/** A legacy credential for the ledger, with its Warren credential; without warrenId: the assignee's for providerId. */
+export type ImportedCredentialEntry = { legacyId: string; providerId: string; warrenId?: string | null };
+
+/** Records legacy credentials in the import ledger, in one statement. */
+export async function recordImportedCredentials(tx: Executor, entries: ImportedCredentialEntry[], assigneeId: string): Promise<void> {
+  if (entries.length === 0) return;
+  const json = JSON.stringify(entries.map((e) => ({ legacy_id: e.legacyId, provider_id: e.providerId, warren_id: e.warrenId ?? null, lookup: e.warrenId === undefined })));
+  await tx.execute(
+    sql`insert into legacy_import_ledger (entity, legacy_id, warren_id)
+        select ${LEGACY_CREDENTIALS_TABLE}, x.legacy_id, case when x.lookup then c.id else x.warren_id end
+        from json_to_recordset(${json}::json) as x(legacy_id text, provider_id text, warren_id text, lookup boolean)
+        left join ${providerCredentials} c on c.user_id = ${assigneeId} and c.provider_id = x.provider_id
+        on conflict do nothing`,
+  );
 }
