@@ -3,7 +3,7 @@ import { queryRows, type Executor } from "../database/client";
 import { recountSessions } from "../services/chat/session-counters";
 import type { LegacySource } from "./source";
 
-/** Session ids per statement (one JSON parameter each). */
+/** Session ids per statement (one bind parameter each, well under PostgreSQL's 65,535). */
 const CHUNK = 5000;
 
 /**

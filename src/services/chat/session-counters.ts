@@ -22,7 +22,7 @@ export async function recountSessions(tx: Executor, ids: string[]): Promise<numb
             coalesce(sum(m.output_tokens), 0)::bigint as output,
             coalesce(sum(m.cost), 0)::numeric as cost,
             max(m.created_at) filter (where not m.is_stub and m.removed_at is null) as last
-          from json_array_elements_text(${JSON.stringify(ids)}::json) as x(id)
+          from unnest(array[${sql.join(ids.map((id) => sql`${id}`), sql`, `)}]::text[]) as x(id)
           left join chat_messages m on m.session_id = x.id
           group by x.id
         ), changed as (
