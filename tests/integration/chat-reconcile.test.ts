@@ -202,3 +202,24 @@ describe("force sync of one session (POST …/chat/sessions/:sessionId/sync)", (
     await t().database.db.execute(sql`update sandboxes set status = 'stopped' where id = ${id}`);
   });
 });
+
+describe("periodic reconciliation", () => {
+  test("a failed reconciliation is tried again at the next interval, while the stream stays up", async () => {
+    const agent = standin();
+    const { id, driver } = await runningSandbox(t(), agent);
+    // Written before anyone listens: only a reconciliation can bring it in. The first two lists
+    // fail (the one at connect and the first periodic one), the third answers.
+    talk(agent, "ses_before");
+    agent.st.failList = 2;
+    const sync = startChatSync({ rt: rtOf(driver), logger: createLogger("silent"), holder: `instance-${Math.random()}`, tickMs: 100, leaseMs: 900, reconcileIntervalMs: 200, flushMs: 20 });
+    try {
+      await until("the session, from a later reconciliation", async () => (await rowOf(id, "ses_before"))?.message_count === 2);
+      expect(agent.st.failList).toBe(0);
+      // The same connection all along: no reconnect was needed to try again.
+      expect(agent.st.connections).toBe(1);
+    } finally {
+      await sync.stop();
+      await t().database.db.execute(sql`update sandboxes set status = 'stopped' where id = ${id}`);
+    }
+  });
+});

@@ -218,15 +218,16 @@ class SandboxStream {
       await this.serialised(() => reconcileSandbox({ db: this.opts.rt.db, now: this.opts.rt.now }, target, { since, signal: live }).then(() => undefined));
       this.lastReconciledAt = startedAt;
     };
+    // A failed reconciliation (the agent busy, a list cut short) is tried again at the next
+    // interval: the stream may stay up for days, and reconciliation is what catches what it missed.
     const reconcileLoop = (async () => {
-      try {
-        await reconcile();
-        while (!live.aborted) {
-          await sleep(this.opts.reconcileIntervalMs, live);
-          if (!live.aborted) await reconcile();
+      while (!live.aborted) {
+        try {
+          await reconcile();
+        } catch (err) {
+          if (!live.aborted) this.log.warn({ err: { message: (err as Error).message } }, "chat reconciliation failed; trying again at the next interval");
         }
-      } catch (err) {
-        if (!live.aborted) this.log.warn({ err: { message: (err as Error).message } }, "chat reconciliation failed");
+        await sleep(this.opts.reconcileIntervalMs, live);
       }
     })();
 
