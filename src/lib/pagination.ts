@@ -66,6 +66,14 @@ export function afterCursor(cursor: string | undefined, columns: { createdAt: Pg
 }
 
 /**
+ * afterCursor for a prepared statement (src/database/prepared.ts): the cursor's key is bound at
+ * execute() as the placeholders "at" (an ISO time) and "id".
+ */
+export function afterCursorPlaceholders(columns: { createdAt: PgColumn; id: PgColumn }): SQL {
+  return sql`(${columns.createdAt}, ${columns.id}) < (${sql.placeholder("at")}::timestamptz, ${sql.placeholder("id")})`;
+}
+
+/**
  * Newest first. NULLS LAST is spelled out because drizzle-kit builds `.desc()` index columns as
  * DESC NULLS LAST while a bare DESC means NULLS FIRST: without it PostgreSQL cannot read a page
  * off the index and sorts every row of the user instead (measured in bench/: list cost grew

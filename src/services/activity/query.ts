@@ -3,7 +3,7 @@ import { activityLog } from "../../../db/schema";
 import type { ServiceContext } from "../../context";
 import type { Db, Executor } from "../../database/client";
 import { p, prepared } from "../../database/prepared";
-import { decodeCursor, newestFirst } from "../../lib/pagination";
+import { afterCursorPlaceholders, decodeCursor, newestFirst } from "../../lib/pagination";
 
 type ActivityRow = typeof activityLog.$inferSelect;
 
@@ -108,7 +108,7 @@ function plainBatch(db: Db, userId: string, limit: number, key: { at: string; id
     db
       .select({ row: activityLog, at: keyAt })
       .from(activityLog)
-      .where(and(eq(activityLog.userId, p("userId")), key ? sql`(${activityLog.createdAt}, ${activityLog.id}) < (${p("at")}::timestamptz, ${p("id")})` : undefined))
+      .where(and(eq(activityLog.userId, p("userId")), key ? afterCursorPlaceholders(activityLog) : undefined))
       .orderBy(...newestFirst(activityLog))
       .limit(p("limit"))
       .prepare(key ? "warren_activity_c" : "warren_activity"),

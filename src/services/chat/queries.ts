@@ -4,7 +4,7 @@ import type { ServiceContext } from "../../context";
 import { queryRows, ts } from "../../database/client";
 import { p, prepared } from "../../database/prepared";
 import { AppError, notFound } from "../../errors";
-import { decodeCursor, newestFirst, toPage } from "../../lib/pagination";
+import { afterCursorPlaceholders, decodeCursor, newestFirst, toPage } from "../../lib/pagination";
 import { recordActivity } from "../activity/record";
 import { findOwned } from "../sandboxes/queries";
 import { messageView, sessionView, syncStateView, type MessageViewRow, type SessionRow } from "./views";
@@ -70,7 +70,7 @@ export async function listSessions(
           q.sandboxId ? eq(chatSessions.sandboxId, p("sandboxId")) : undefined,
           q.status ? eq(chatSessions.status, p("status")) : undefined,
           isNull(chatSessions.purgedAt),
-          cursor ? sql`(${chatSessions.updatedAt}, ${chatSessions.id}) < (${p("at")}::timestamptz, ${p("id")})` : undefined,
+          cursor ? afterCursorPlaceholders(key) : undefined,
         ),
       )
       .orderBy(...newestFirst(key))

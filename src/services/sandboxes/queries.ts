@@ -4,7 +4,7 @@ import type { ServiceContext } from "../../context";
 import type { Db, Executor } from "../../database/client";
 import { p, prepared, statementName } from "../../database/prepared";
 import { notFound } from "../../errors";
-import { decodeCursor, newestFirst, toPage } from "../../lib/pagination";
+import { afterCursorPlaceholders, decodeCursor, newestFirst, toPage } from "../../lib/pagination";
 import type { SandboxStatus } from "./state-machine";
 import { sandboxView, VIEW_COLUMNS, type SandboxRow, type SandboxViewRow } from "./view";
 
@@ -105,7 +105,7 @@ export async function ownedPage(
       eq(sandboxes.userId, p("userId")),
       q.status ? eq(sandboxes.status, p("status")) : undefined,
       q.q ? ilike(sandboxes.name, p("pattern")) : undefined,
-      cursor ? sql`(${sandboxes.createdAt}, ${sandboxes.id}) < (${p("at")}::timestamptz, ${p("id")})` : undefined,
+      cursor ? afterCursorPlaceholders(sandboxes) : undefined,
     ];
     return db
       .select(sandboxWithAddons)
