@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test } from "bun:test";
 import { Database as Sqlite } from "bun:sqlite";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -10,7 +10,7 @@ import { importLegacy } from "../../src/import/run";
 import { createDriver } from "../../src/orchestrator";
 import { buildSandboxRuntime } from "../../src/services/sandboxes/setup";
 import { claimOperation, runOperation } from "../../src/services/sandboxes/worker";
-import { createTestApp, type TestApp } from "../helpers/app";
+import { useTestApp } from "../helpers/app";
 import { ALICE, BOB, buildLegacyFixture, importOptionsFor, silentLogger } from "../helpers/legacy-fixture";
 
 /**
@@ -49,22 +49,15 @@ const byTable = (report: ImportReport) => Object.fromEntries(report.tables.map((
 const counts = (x: TableReport): Counts => ({ imported: x.imported, alreadyPresent: x.alreadyPresent, merged: x.merged, deletedInWarren: x.deletedInWarren, skipped: x.skipped });
 
 function harness() {
-  let t: TestApp;
+  const app = useTestApp();
   const dir = mkdtempSync(join(tmpdir(), "warren-import-deletions-"));
   const file = buildFile(dir);
-  beforeAll(async () => {
-    t = await createTestApp();
-  }, 60_000);
-  afterAll(async () => {
-    await t?.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  const app = () => t;
-  const rows = (query: ReturnType<typeof sql>) => queryRows<Record<string, unknown>>(t.database.db, query);
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const rows = (query: ReturnType<typeof sql>) => queryRows<Record<string, unknown>>(app().database.db, query);
   const ids = async (table: string, list: string[]) =>
     (await rows(sql`select id from ${sql.identifier(table)} where id in ${sql`(${sql.join(list.map((id) => sql`${id}`), sql`, `)})`} order by id`)).map((r) => r.id);
   const signIn = async (email: string, password: string) => {
-    const res = await t.request("/api/auth/sign-in/email", { method: "POST", json: { email, password }, headers: { origin: t.config.publicUrl } });
+    const res = await app().request("/api/auth/sign-in/email", { method: "POST", json: { email, password }, headers: { origin: app().config.publicUrl } });
     expect(res.status).toBe(200);
     return res.headers.get("set-auth-token")!;
   };
@@ -73,10 +66,10 @@ function harness() {
    * sandbox never had a workload under Warren, so the driver's remove is the only part replaced.
    */
   const deleteSandbox = async (token: string, id: string) => {
-    expect((await t.request(`/api/v1/sandboxes/${id}`, { method: "DELETE", token })).status).toBe(202);
-    const driver = createDriver(t.config, silentLogger);
+    expect((await app().request(`/api/v1/sandboxes/${id}`, { method: "DELETE", token })).status).toBe(202);
+    const driver = createDriver(app().config, silentLogger);
     driver.remove = async () => {};
-    const rt = buildSandboxRuntime({ config: t.config, db: t.database.db, logger: silentLogger, now: () => new Date(), driver });
+    const rt = buildSandboxRuntime({ config: app().config, db: app().database.db, logger: silentLogger, now: () => new Date(), driver });
     const op = await claimOperation(rt, "test-worker");
     expect(op).toMatchObject({ sandboxId: id, kind: "delete" });
     await runOperation(rt, op!);
@@ -84,7 +77,7 @@ function harness() {
   };
   const ledger = async () =>
     Object.fromEntries((await rows(sql`select entity, count(*)::int as n from legacy_import_ledger group by entity`)).map((r) => [r.entity, Number(r.n)]));
-  return { app, file, rows, ids, signIn, deleteSandbox, ledger, run: () => importLegacy(importOptionsFor(t, file)) };
+  return { app, file, rows, ids, signIn, deleteSandbox, ledger, run: () => importLegacy(importOptionsFor(app(), file)) };
 }
 
 describe("legacy import re-runs after deletions in Warren", () => {
