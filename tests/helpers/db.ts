@@ -1,4 +1,5 @@
 import { PGlite } from "@electric-sql/pglite";
+import { hostname } from "node:os";
 import postgres from "postgres";
 import { openPostgres, pgliteExtensions, wrapPglite, type Database } from "../../src/database/client";
 import { migrateDatabase } from "../../src/database/migrate";
@@ -23,6 +24,17 @@ export type TestDatabase = Database & {
 
 const RUN_ID = `${process.pid}_${Date.now().toString(36)}`;
 let counter = 0;
+
+/**
+ * Under `bun test --parallel` each worker process runs many files, and the preload's afterAll runs
+ * after every one of them, so a worker keeps its template until it exits and no hook runs then.
+ * Templates of runs that are over are dropped by the next run on the same host (tagged with it).
+ */
+export const PARALLEL_WORKER = process.env.BUN_TEST_WORKER_ID !== undefined;
+const HOST_TAG = Bun.hash(hostname()).toString(16).slice(0, 6);
+const TEMPLATE_PREFIX = "warren_tpl_";
+/** A template older than this is dropped whatever host made it (one left by a machine that went away). */
+const TEMPLATE_MAX_AGE_MS = 24 * 3600_000;
 
 // ---- PGlite -----------------------------------------------------------------------------------
 
@@ -65,10 +77,33 @@ async function withAdmin<T>(fn: (sql: postgres.Sql) => Promise<T>): Promise<T> {
   }
 }
 
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** Drops the templates of earlier runs that are over: on this host, their process is gone. */
+async function dropStaleTemplates(sql: postgres.Sql): Promise<void> {
+  const rows = await sql<{ datname: string }[]>`select datname from pg_database where datname like ${`${TEMPLATE_PREFIX}%`}`;
+  for (const { datname } of rows) {
+    const [pid, time, host] = datname.slice(TEMPLATE_PREFIX.length).split("_");
+    const age = Date.now() - parseInt(time ?? "", 36);
+    const over = (host === HOST_TAG && !alive(Number(pid))) || !(age < TEMPLATE_MAX_AGE_MS);
+    if (over) await sql.unsafe(`drop database if exists "${datname}" with (force)`);
+  }
+}
+
 function serverTemplateName(): Promise<string> {
   serverTemplate ??= (async () => {
-    const name = `warren_tpl_${RUN_ID}`;
-    await withAdmin((sql) => sql.unsafe(`create database "${name}"`));
+    const name = `${TEMPLATE_PREFIX}${RUN_ID}_${HOST_TAG}`;
+    await withAdmin(async (sql) => {
+      await dropStaleTemplates(sql);
+      await sql.unsafe(`create database "${name}"`);
+    });
     const url = databaseUrl(TEST_DATABASE_URL!, name);
     const database = openPostgres(url, 1);
     try {
@@ -97,9 +132,9 @@ async function createServerDatabase(): Promise<TestDatabase> {
   };
 }
 
-/** Drops the server template at the end of the run (registered by the preload). */
+/** Drops the server template at the end of a serial run (registered by the preload). */
 export async function dropServerTemplate(): Promise<void> {
-  if (!TEST_DATABASE_URL || !serverTemplate) return;
+  if (!TEST_DATABASE_URL || !serverTemplate || PARALLEL_WORKER) return;
   const name = await serverTemplate;
   await withAdmin((sql) => sql.unsafe(`drop database if exists "${name}" with (force)`));
 }
