@@ -9,6 +9,7 @@ import { addonUrls, hostAddonAvailability, planServices, superviseArgs, toolPath
 import { AddonUnavailableError, DriverUnavailableError, type AddonAvailability, type AddonSpec, type Availability, type OrchestratorDriver, type WorkloadFile, type WorkloadInfo, type WorkloadSpec, type WriteOptions } from "./driver";
 import { SandboxDisks, type DiskOutcome, type StorageQuota } from "./local-disk";
 import { LocalStore, type LocalState } from "./local-store";
+import { HELPER_PATH, landlockAbi, launcherEnv, SCOPE_ABI, scopeUnavailableNote } from "./landlock";
 import { dropGuardTable, GUARD_OFF_NOTE, INSTALL_NFT, LoopbackGuard } from "./loopback-guard";
 import { uidInUse } from "./sandbox-uids";
 import { KeyedQueue } from "./serial";
@@ -33,10 +34,11 @@ export { agentAuthHeader } from "./opencode";
  * server it runs), DNS on port 53, Warren's own port and SANDBOX_LOOPBACK_ALLOW_PORTS; other
  * sandboxes' add-ons (code-server --auth none) and host services (PostgreSQL) are refused.
  * SANDBOX_LOOPBACK_GUARD=off drops the guard, said in availability() notes and at start.
+ * Abstract unix sockets (the network namespace's, unseen by nftables) and signals are scoped with
+ * Landlock (landlock.ts, Linux 6.12+): a sandbox may connect only to those its own processes bound.
  * What it does NOT give: outbound traffic to the internet and to other hosts is open (by design:
- * the agent must reach AI providers); abstract unix sockets are the host's, and nftables does not
- * see unix sockets (the gui add-on's X server listens on none: migration 0012); world-readable
- * host files stay readable.
+ * the agent must reach AI providers); on kernels before 6.12 abstract unix sockets are the host's
+ * (said in availability() notes); world-readable host files stay readable.
  */
 
 export type LocalDriverOptions = {
@@ -113,7 +115,7 @@ export class LocalDriver implements OrchestratorDriver {
       if (!guard.ok) return { available: false, reason: guard.reason, install: INSTALL_NFT };
     }
     // Available, but an operator should know what is not enforced (GET /api/v1/orchestrator).
-    const notes = [...(this.guard ? [] : [GUARD_OFF_NOTE]), ...[this.disks.hostNote()].filter((n) => n !== null)];
+    const notes = [...(this.guard ? [] : [GUARD_OFF_NOTE]), ...[scopeUnavailableNote(), this.disks.hostNote()].filter((n) => n !== null)];
     return notes.length ? { available: true, notes } : { available: true };
   }
 
@@ -198,7 +200,8 @@ export class LocalDriver implements OrchestratorDriver {
     const logFd = openSync(this.store.logFile(id), "a", 0o600);
     let exited = false;
     try {
-      const child = spawn("sh", argv, { detached: true, stdio: ["ignore", logFd, logFd], env: sandboxEnv(spec) });
+      // The sandbox's variables reach bwrap through the launch helper, renamed on the way (landlock.ts).
+      const child = spawn("sh", argv, { detached: true, stdio: ["ignore", logFd, logFd], env: launcherEnv(sandboxEnv(spec)) });
       const pid = child.pid;
       if (pid === undefined) throw new Error("could not launch the sandbox (spawn returned no pid)");
       child.on("exit", (code, sig) => {
@@ -247,6 +250,8 @@ export class LocalDriver implements OrchestratorDriver {
     const tools = toolPaths(spec.addons, [this.dataDir, resolve(process.cwd()), "/run/warren", SANDBOX_HOME, SANDBOX_WORKSPACE, "/proc", "/dev"]);
     return [
       "-c", LAUNCH_SCRIPT, "warren-launch", ...procsFiles, "--",
+      // Its own Landlock domain (abstract unix sockets, signals), then the sandbox's environment back.
+      process.execPath, HELPER_PATH, landlockAbi() >= SCOPE_ABI ? "--scope" : "--no-scope", "--",
       "prlimit", `--nofile=${nofile}:${nofile}`, `--nproc=${nproc}:${nproc}`, "--core=0", "--",
       "bwrap",
       "--unshare-ipc", "--unshare-pid", "--unshare-uts", "--unshare-cgroup-try",

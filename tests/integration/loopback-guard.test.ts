@@ -1,11 +1,14 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { once } from "node:events";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { connect, createServer } from "node:net";
 import { networkInterfaces, tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TCPSocketListener } from "bun";
 import { createDriver, type OrchestratorDriver, type WorkloadSpec } from "../../src/orchestrator";
 import { serviceAddon, workloadSpec } from "../helpers/sandboxes";
 import { agentAuthHeader } from "../../src/orchestrator/local-driver";
+import { landlockAbi, SCOPE_ABI, scopeUnavailableNote } from "../../src/orchestrator/landlock";
 import { guardTableName, LoopbackGuard } from "../../src/orchestrator/loopback-guard";
 import { pidsOfUid } from "../../src/orchestrator/processes";
 import { orchestratorStatus } from "../../src/routes/orchestrator";
@@ -47,9 +50,23 @@ const env = {
 const newDriver = (extra: Record<string, string> = {}) => createDriver(testConfig({ ...env, ...extra }), memoryLogger().logger);
 let driver: OrchestratorDriver = newDriver();
 
-// An add-on service in each sandbox, on the loopback port the driver allocates for it.
-const WEB = `exec /usr/bin/bun -e 'Bun.serve({ hostname: "127.0.0.1", port: Number(process.env.WARREN_ADDON_PORT), fetch: () => new Response("addon") })'`;
-const spec = (sandboxId: string) => workloadSpec(sandboxId, { userId: "usr_guard", addons: [serviceAddon("web", WEB)] });
+// An add-on service in each sandbox, on the loopback port the driver allocates for it. It also
+// binds the abstract unix socket "warren-abstract-<sandbox id>", and GET /?abstract=NAME answers
+// whether it, a process of the sandbox, can connect to the abstract socket NAME.
+const abstractName = (sandboxId: string) => `warren-abstract-${sandboxId}`;
+const WEB = (sandboxId: string) => `exec /usr/bin/bun -e '
+const net = require("node:net");
+net.createServer((c) => c.end("hi")).listen({ path: "\\0${abstractName(sandboxId)}" });
+const reach = (name) => new Promise((done) => {
+  const s = net.connect({ path: "\\0" + name });
+  s.on("connect", () => { s.destroy(); done("open"); });
+  s.on("error", (e) => done(e.code || "error"));
+});
+Bun.serve({ hostname: "127.0.0.1", port: Number(process.env.WARREN_ADDON_PORT), fetch: async (req) => {
+  const name = new URL(req.url).searchParams.get("abstract");
+  return new Response(name ? await reach(name) : "addon");
+} });'`;
+const spec = (sandboxId: string) => workloadSpec(sandboxId, { userId: "usr_guard", addons: [serviceAddon("web", WEB(sandboxId))] });
 
 type Sandbox = { id: string; spec: WorkloadSpec; uid: number; agentPort: number; addonPort: number };
 const state = (id: string) => JSON.parse(readFileSync(join(dataDir, "sandboxes", id, "state.json"), "utf8")) as { uid: number; port: number; addonPorts: Record<string, number> };
@@ -80,6 +97,14 @@ const inside = (s: Sandbox, cmd: string[]) => [
 /** A TCP connect from inside sandbox s: "open", "refused" or what else happened. */
 const connectFrom = (s: Sandbox, host: string, port: number) => connectOutcome(inside(s, tcpConnect(host, port)));
 
+/** Whether this process (root, outside every sandbox) can connect to the abstract unix socket `name`. */
+const abstractConnect = (name: string) =>
+  new Promise<string>((done) => {
+    const s = connect({ path: `\0${name}` });
+    s.on("connect", () => (s.destroy(), done("open")));
+    s.on("error", (e: NodeJS.ErrnoException) => done(e.code ?? "error"));
+  });
+
 const nftMembersNow = () => nftMembers(table);
 const tableExists = () => nftTableExists(table);
 
@@ -88,7 +113,8 @@ const hostAddress = Object.values(networkInterfaces())
   .find((i) => i && i.family === "IPv4" && !i.internal)?.address;
 
 beforeAll(async () => {
-  expect(await driver.availability()).toEqual({ available: true });
+  const unscoped = scopeUnavailableNote(); // null on Linux 6.12+
+  expect(await driver.availability()).toEqual(unscoped ? { available: true, notes: [unscoped] } : { available: true });
   await startSandbox(a);
   await startSandbox(b);
 });
@@ -154,6 +180,32 @@ describe("loopback guard (local driver, real nftables)", () => {
       const res = await fetch(`http://127.0.0.1:${s.agentPort}/global/health`, { headers: { authorization: agentAuthHeader(s.spec.agentPassword) } });
       expect(res.status).toBe(200);
       expect(await (await fetch(`http://127.0.0.1:${s.addonPort}/`)).text()).toBe("addon");
+    }
+  });
+
+  test("abstract unix sockets: a sandbox reaches its own, not the host's nor another sandbox's (Landlock scope)", async () => {
+    // A root process of the host (a desktop's D-Bus, say) listening on an abstract name.
+    const hostName = `warren-abstract-host-${run}`;
+    const host = createServer((c) => c.end("host")).listen({ path: `\0${hostName}` });
+    await once(host, "listening");
+    try {
+      const from = async (s: Sandbox, name: string) => (await fetch(`http://127.0.0.1:${s.addonPort}/?abstract=${name}`)).text();
+      // Its own processes talk over abstract sockets as usual (X11, D-Bus of a desktop add-on).
+      expect(await from(a, abstractName(a.id))).toBe("open");
+      expect(await from(b, abstractName(b.id))).toBe("open");
+      // Warren, outside every sandbox, still reaches in.
+      expect(await abstractConnect(abstractName(a.id))).toBe("open");
+      if (landlockAbi() >= SCOPE_ABI) {
+        expect(await from(a, abstractName(b.id))).not.toBe("open");
+        expect(await from(b, abstractName(a.id))).not.toBe("open");
+        expect(await from(a, hostName)).not.toBe("open");
+      } else {
+        // Not enforceable on this kernel: said in the driver's availability, and true.
+        expect(await driver.availability()).toEqual({ available: true, notes: [scopeUnavailableNote()!] });
+        expect(await from(a, hostName)).toBe("open");
+      }
+    } finally {
+      host.close();
     }
   });
 

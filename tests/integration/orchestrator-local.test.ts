@@ -6,6 +6,7 @@ import { createDriver, DriverUnavailableError, type OrchestratorDriver, type Wor
 import { workloadSpec } from "../helpers/sandboxes";
 import { agentAuthHeader } from "../../src/orchestrator/local-driver";
 import { cgroupPids } from "../../src/orchestrator/cgroups";
+import { SANDBOX_ENV_PREFIX } from "../../src/orchestrator/landlock";
 import { pidsOfUid } from "../../src/orchestrator/processes";
 import { memoryLogger, testConfig } from "../helpers/app";
 import { reapSandboxes } from "../helpers/server";
@@ -100,6 +101,12 @@ describe("local driver", () => {
     expect(environ).toContain("HOME=/home/sandbox");
     expect(environ).toContain("GREETING=hello");
     expect(environ).toContain("XDG_CONFIG_HOME=/home/sandbox/.config");
+    expect(environ.filter((e) => e.startsWith(SANDBOX_ENV_PREFIX))).toEqual([]);
+    // The root-side launcher (sh, then the Landlock helper on Bun) gets the user's variables only
+    // renamed, so none of them (BUN_OPTIONS, NODE_OPTIONS, …) is read by a program outside the sandbox.
+    const launcher = readFileSync(`/proc/${stateOf(id).pid}/environ`, "utf8").split("\0").filter(Boolean);
+    expect(launcher).toContain(`${SANDBOX_ENV_PREFIX}GREETING=hello`);
+    expect(launcher.filter((e) => !e.startsWith(SANDBOX_ENV_PREFIX))).toEqual([launcher.find((e) => e.startsWith("PATH="))!]);
   });
 
   test("writeFiles lands in the home, owned by the sandbox, mode 0600 by default", async () => {

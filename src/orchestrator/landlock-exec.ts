@@ -1,0 +1,32 @@
+/**
+ * The local driver's launch helper (landlock.ts): puts itself in a Landlock domain of its own that
+ * scopes abstract unix sockets and signals, then execs the rest of its command line (bubblewrap)
+ * with the sandbox's environment, taken from WARREN_SANDBOX_ENV_* variables.
+ *
+ *   bun src/orchestrator/landlock-exec.ts --scope|--no-scope -- COMMAND [ARG...]
+ *
+ * --scope fails (exit 126, reason on stderr) rather than run the sandbox unscoped; --no-scope,
+ * used on kernels without Landlock ABI 6, only restores the environment.
+ */
+import { execvpe, restrictSelf, sandboxEnvFromLauncher } from "./landlock";
+
+const USAGE = "usage: landlock-exec.ts --scope|--no-scope -- COMMAND [ARG...]";
+const [mode, dashes, ...command] = process.argv.slice(2);
+
+if (mode === "--help" || mode === "-h") {
+  console.log(USAGE);
+  process.exit(0);
+}
+if ((mode !== "--scope" && mode !== "--no-scope") || dashes !== "--" || command.length === 0) {
+  console.error(USAGE);
+  process.exit(2);
+}
+try {
+  if (mode === "--scope") restrictSelf();
+} catch (err) {
+  console.error(`warren launch: ${(err as Error).message}`);
+  process.exit(126);
+}
+const problem = execvpe(command, sandboxEnvFromLauncher(process.env));
+console.error(`warren launch: cannot run ${command[0]}: ${problem}`);
+process.exit(127);
