@@ -90,8 +90,9 @@ export function accountRoutes(deps: AccountRouteDeps) {
                   description:
                     'One JSON object: {"format":"warren.account-export/1","exportedAt","profile","signInMethods","preferences",' +
                     '"agentConfig","agentFiles":[…],"credentials":[…],"customProviders":[…],"sandboxes":[…],' +
-                    '"chatSessions":[{…,"messages":[{…,"removedAt"},…]}],"activity":[…]}. A message\'s "removedAt" is null, or the ' +
-                    "time (ISO 8601) it was removed in the agent: such a message is kept as a tombstone and is hidden from the chat API.",
+                    '"chatSessions":[{…,"messages":[{…,"removedAt","isStub"},…]}],"activity":[…]}. A message\'s "removedAt" is null, or the ' +
+                    "time (ISO 8601) it was removed in the agent: such a message is kept as a tombstone and is hidden from the chat API. " +
+                    '"isStub" is true for a message of which only some parts have arrived from the agent (also hidden from the chat API).',
                 }),
               },
             },

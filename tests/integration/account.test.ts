@@ -124,18 +124,21 @@ describe("GET /api/v1/me/export", () => {
     expect(actions[0]).toBe("account.export");
   });
 
-  test("a message removed in the agent is exported flagged with removedAt; a live one has null", async () => {
+  test("a message removed in the agent is exported flagged with removedAt, one still arriving with isStub; cache tokens are kept", async () => {
     const u = await signUp(app());
     const sbx = await createSandbox(u, "Tombstones");
-    await seedChat(u, sbx, 1, 2);
-    const [removed, kept] = (await app().database.db.select().from(chatMessages).where(eq(chatMessages.userId, u.id))).sort((a, b) => a.id.localeCompare(b.id));
+    await seedChat(u, sbx, 1, 3);
+    const [removed, kept, stub] = (await app().database.db.select().from(chatMessages).where(eq(chatMessages.userId, u.id))).sort((a, b) => a.id.localeCompare(b.id));
     const removedAt = new Date("2026-05-01T12:00:00.000Z");
     await app().database.db.update(chatMessages).set({ removedAt }).where(eq(chatMessages.id, removed!.id));
+    await app().database.db.update(chatMessages).set({ cacheReadTokens: 1200, cacheWriteTokens: 340 }).where(eq(chatMessages.id, kept!.id));
+    await app().database.db.update(chatMessages).set({ isStub: true }).where(eq(chatMessages.id, stub!.id));
 
     const doc = await json(await app().request("/api/v1/me/export", { token: u.token }));
     const messages = doc.chatSessions[0].messages as Array<{ id: string; removedAt: string | null }>;
-    expect(messages.find((m) => m.id === removed!.id)).toMatchObject({ removedAt: "2026-05-01T12:00:00.000Z" });
-    expect(messages.find((m) => m.id === kept!.id)).toHaveProperty("removedAt", null);
+    expect(messages.find((m) => m.id === removed!.id)).toMatchObject({ removedAt: "2026-05-01T12:00:00.000Z", isStub: false });
+    expect(messages.find((m) => m.id === kept!.id)).toMatchObject({ removedAt: null, isStub: false, cacheReadTokens: 1200, cacheWriteTokens: 340 });
+    expect(messages.find((m) => m.id === stub!.id)).toMatchObject({ removedAt: null, isStub: true });
   });
 });
 

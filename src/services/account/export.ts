@@ -86,6 +86,8 @@ function messageView(m: typeof chatMessages.$inferSelect, parts: Array<typeof ch
     inputTokens: m.inputTokens,
     outputTokens: m.outputTokens,
     reasoningTokens: m.reasoningTokens,
+    cacheReadTokens: m.cacheReadTokens,
+    cacheWriteTokens: m.cacheWriteTokens,
     cost: m.cost,
     errorMessage: m.errorMessage,
     createdAt: m.createdAt.toISOString(),
@@ -93,6 +95,8 @@ function messageView(m: typeof chatMessages.$inferSelect, parts: Array<typeof ch
     updatedAt: m.updatedAt.toISOString(),
     // Removed in the agent and kept as a tombstone (hidden from the chat API): never passed off as live.
     removedAt: iso(m.removedAt),
+    // Only some of its parts have arrived from the agent so far (the chat API does not list it yet).
+    isStub: m.isStub,
     parts: parts.map((p) => ({ id: p.id, externalPartId: p.externalPartId, type: p.type, position: p.position, content: p.content })),
   };
 }
