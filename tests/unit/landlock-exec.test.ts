@@ -1,0 +1,53 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { once } from "node:events";
+import { createServer, type Server } from "node:net";
+import { HELPER_PATH, landlockAbi, launcherEnv, SCOPE_ABI } from "../../src/orchestrator/landlock";
+
+// The local driver's launch helper, run the way the launcher runs it (a Bun process with the
+// renamed environment), on this machine's kernel. The sandbox-level checks are in
+// tests/integration/loopback-guard.test.ts.
+
+const run = (args: string[], env: Record<string, string> = launcherEnv({})) => {
+  const p = Bun.spawnSync([process.execPath, HELPER_PATH, ...args], { env, stdout: "pipe", stderr: "pipe" });
+  return { code: p.exitCode, out: p.stdout.toString(), err: p.stderr.toString() };
+};
+
+const name = `warren-landlock-unit-${process.pid}`;
+let server: Server;
+beforeAll(async () => {
+  server = createServer((c) => c.end("hi")).listen({ path: `\0${name}` });
+  await once(server, "listening");
+});
+afterAll(() => server.close());
+
+// A client in a child process: prints "open" or the error code of connecting to the abstract socket.
+const CLIENT = `const s = require("node:net").connect({ path: "\\0" + process.argv[1] });
+s.on("connect", () => { console.log("open"); s.destroy(); });
+s.on("error", (e) => console.log(e.code));`;
+
+describe("landlock-exec.ts", () => {
+  test("--help, and a usage error for anything else", () => {
+    expect(run(["--help"])).toMatchObject({ code: 0, out: expect.stringContaining("usage: landlock-exec.ts") });
+    expect(run(["--scope", "env"])).toMatchObject({ code: 2, err: expect.stringContaining("usage:") });
+    expect(run(["--sideways", "--", "env"]).code).toBe(2);
+  });
+
+  test("the command gets the sandbox's variables back under their own names, and only them", () => {
+    // Read by Bun itself if it arrived unrenamed: the helper would fail to start.
+    const env = launcherEnv({ GREETING: "hello", BUN_OPTIONS: "--preload /nonexistent/warren.ts" });
+    const r = run(["--no-scope", "--", "env"], env);
+    expect(r.code).toBe(0);
+    expect(r.out.trim().split("\n").sort()).toEqual(["BUN_OPTIONS=--preload /nonexistent/warren.ts", "GREETING=hello"]);
+  });
+
+  test("a command that cannot run is exit 127, named", () => {
+    expect(run(["--no-scope", "--", "/nonexistent/warren-cmd"])).toMatchObject({ code: 127, err: expect.stringContaining("cannot run /nonexistent/warren-cmd") });
+  });
+
+  test("--scope: the command cannot connect to an abstract socket bound outside; --no-scope can", () => {
+    const client = (mode: string) => run([mode, "--", process.execPath, "-e", CLIENT, name], launcherEnv({})).out.trim();
+    expect(client("--no-scope")).toBe("open");
+    if (landlockAbi() >= SCOPE_ABI) expect(client("--scope")).not.toBe("open");
+    else expect(run(["--scope", "--", "true"]).code).toBe(126); // never runs unscoped when asked to scope
+  });
+});
