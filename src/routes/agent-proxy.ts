@@ -51,7 +51,7 @@ export function agentProxyRoutes(rt: SandboxRuntime) {
     const prefix = `/api/v1/sandboxes/${row.id}/agent`;
     const upstream = await forwardHttp(c, upstreamUrl(c, prefix, info.agentUrl), { authorization: agentAuthHeader(password) });
     // Not awaited (the response streams on); a failed touch only delays the idle clock's reset.
-    touchSandbox(scope, row.id).catch((err) => scope.logger.warn({ err: { message: (err as Error).message } }, "touching the sandbox failed"));
+    touchSandbox(scope, row.id, row.lastActivityAt).catch((err) => scope.logger.warn({ err: { message: (err as Error).message } }, "touching the sandbox failed"));
     return upstream;
   });
 }

@@ -80,7 +80,7 @@ export function sandboxAddonRoutes(rt: SandboxRuntime, trustedOrigins: string[])
     const target = upstreamUrl(c, prefix, base);
     const headers = { "x-forwarded-prefix": `${prefix}/` };
     // Not awaited; a failed touch only delays the idle clock's reset.
-    touchSandbox(scope, row.id).catch((err) => scope.logger.warn({ err: { message: (err as Error).message } }, "touching the sandbox failed"));
+    touchSandbox(scope, row.id, row.lastActivityAt).catch((err) => scope.logger.warn({ err: { message: (err as Error).message } }, "touching the sandbox failed"));
     if (!isWebSocketUpgrade(c)) return forwardHttp(c, target, headers);
     // Browsers send the session cookie with a WebSocket handshake from any page and CORS does not
     // apply to it: a page on an untrusted origin must not get a socket to the user's desktop.

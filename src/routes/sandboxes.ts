@@ -97,7 +97,7 @@ export function sandboxRoutes(rt: SandboxRuntime) {
         const id = c.req.valid("param").id;
         const sandbox = await getSandbox(scope, id);
         // Reading a running sandbox is use of it (postpones its idle stop); others need no write.
-        if (sandbox.status === "running") await touchSandbox(scope, id);
+        if (sandbox.status === "running") await touchSandbox(scope, id, sandbox.lastActivityAt);
         return c.json(sandbox, 200);
       },
     )

@@ -94,4 +94,22 @@ describe("idle auto-stop", () => {
     }
     await app().request(`/api/v1/sandboxes/${busy}/stop`, { method: "POST", token: u.token });
   });
+
+  test("reading a running sandbox is use of it: it postpones the idle stop, marked at most every 30 s", async () => {
+    const u = await signUp(app());
+    const id = await startRunning(u, { idleTimeoutMinutes: 5 });
+    // Untouched for 10 minutes: due for its idle stop.
+    const old = new Date(Date.now() - 10 * 60_000);
+    await app().database.db.update(sandboxes).set({ lastActivityAt: old }).where(eq(sandboxes.id, id));
+    const get = async () => json(await app().request(`/api/v1/sandboxes/${id}`, { token: u.token }));
+    expect((await get()).lastActivityAt).toBe(old.toISOString()); // the view read before the mark
+
+    const marked = (await row(id)).lastActivityAt!;
+    expect(Date.now() - marked.getTime()).toBeLessThan(10_000);
+    expect(await stopIdleSandboxes(app().rt)).not.toContain(id);
+    // Read again within 30 s: the mark stays as it was.
+    expect((await get()).lastActivityAt).toBe(marked.toISOString());
+    expect((await row(id)).lastActivityAt).toEqual(marked);
+    await app().request(`/api/v1/sandboxes/${id}/stop`, { method: "POST", token: u.token });
+  });
 });

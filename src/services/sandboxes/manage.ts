@@ -88,9 +88,18 @@ export async function sandboxLogs(ctx: ServiceContext, rt: SandboxRuntime, id: s
   return rt.driver.logs(row.id, { tail: q.tail, ...(q.since ? { since: new Date(q.since) } : {}) });
 }
 
-/** Marks API use of a sandbox (throttled), which postpones its idle stop. */
-export async function touchSandbox(ctx: Pick<ServiceContext, "db" | "now">, id: string) {
+/** API use moves a sandbox's idle clock at most this often: reading a sandbox is not a write each time. */
+export const TOUCH_INTERVAL_MS = 30_000;
+
+/**
+ * Marks API use of a sandbox (throttled), which postpones its idle stop. `lastActivityAt`, when
+ * the caller has just read the row, saves the statement while the last mark is recent (the hot
+ * path: GET of a running sandbox, every request through the agent proxy); the WHERE clause keeps
+ * the throttle for callers that have not read it and for concurrent requests.
+ */
+export async function touchSandbox(ctx: Pick<ServiceContext, "db" | "now">, id: string, lastActivityAt?: Date | string | null) {
   const now = ctx.now();
+  if (lastActivityAt && now.getTime() - new Date(lastActivityAt).getTime() < TOUCH_INTERVAL_MS) return;
   await ctx.db
     .update(sandboxes)
     .set({ lastActivityAt: now })
@@ -98,7 +107,7 @@ export async function touchSandbox(ctx: Pick<ServiceContext, "db" | "now">, id: 
       and(
         eq(sandboxes.id, id),
         inArray(sandboxes.status, ["running"]),
-        sql`(${sandboxes.lastActivityAt} is null or ${sandboxes.lastActivityAt} < ${ts(new Date(now.getTime() - 30_000))})`,
+        sql`(${sandboxes.lastActivityAt} is null or ${sandboxes.lastActivityAt} < ${ts(new Date(now.getTime() - TOUCH_INTERVAL_MS))})`,
       ),
     );
 }
