@@ -88,7 +88,8 @@ function lockDataDir(dir: string): () => void {
   throw new DataDirInUseError(`could not claim ${dir}`);
 }
 
-function isAlive(pid: number): boolean {
+/** Whether a process with this pid exists on this host (one of another user counts). */
+export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

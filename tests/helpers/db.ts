@@ -1,7 +1,7 @@
 import { PGlite } from "@electric-sql/pglite";
 import { hostname } from "node:os";
 import postgres from "postgres";
-import { openPostgres, pgliteExtensions, wrapPglite, type Database } from "../../src/database/client";
+import { isAlive, openPostgres, pgliteExtensions, wrapPglite, type Database } from "../../src/database/client";
 import { migrateDatabase } from "../../src/database/migrate";
 
 /**
@@ -77,22 +77,13 @@ async function withAdmin<T>(fn: (sql: postgres.Sql) => Promise<T>): Promise<T> {
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
 /** Drops the templates of earlier runs that are over: on this host, their process is gone. */
 async function dropStaleTemplates(sql: postgres.Sql): Promise<void> {
   const rows = await sql<{ datname: string }[]>`select datname from pg_database where datname like ${`${TEMPLATE_PREFIX}%`}`;
   for (const { datname } of rows) {
     const [pid, time, host] = datname.slice(TEMPLATE_PREFIX.length).split("_");
     const age = Date.now() - parseInt(time ?? "", 36);
-    const over = (host === HOST_TAG && !alive(Number(pid))) || !(age < TEMPLATE_MAX_AGE_MS);
+    const over = (host === HOST_TAG && !isAlive(Number(pid))) || !(age < TEMPLATE_MAX_AGE_MS);
     if (over) await sql.unsafe(`drop database if exists "${datname}" with (force)`);
   }
 }
