@@ -71,6 +71,11 @@ export type TableReport = {
   keptCount: number;
   /** Chat messages still in progress in the legacy file, stored in a final state (also in `replaced`). */
   interrupted?: number;
+  /**
+   * Chat messages an earlier import stored as interrupted (still streaming then) that this file
+   * holds finished: replaced by the finished version (counted in `updated`).
+   */
+  finished?: number;
   /** Chat sessions whose counters this run set from their messages (chat_sessions). */
   countersRecomputed?: number;
   /** Rows the target table gained, counted in Warren before and after (independent check). */
@@ -173,6 +178,7 @@ export function renderText(r: ImportReport): string {
     }
     if (t.replacedCount > 0) details.push(`  ${t.table}: ${t.replacedCount} value(s) replaced (NULLs, unknown literals, bad times; see --json)`);
     if (t.interrupted) details.push(`  ${t.table}: ${t.interrupted} message(s) still streaming in the legacy file stored as finished (assistant replies as cancelled), content kept`);
+    if (t.finished) details.push(`  ${t.table}: ${t.finished} message(s) an earlier import stored as interrupted are finished in this file: replaced by the finished version`);
     if (t.countersRecomputed) details.push(`  ${t.table}: counters of ${t.countersRecomputed} session(s) set from their imported messages (duplicates counted once)`);
     if (t.keptCount > 0) {
       details.push(`  ${t.table}: ${t.keptCount} legacy value(s) not applied, Warren's kept (changed in Warren since seeded or imported; see --json): ${t.kept.slice(0, 5).map((k) => `${k.id}.${k.column}`).join(", ")}${t.keptCount > 5 ? ", …" : ""}`);

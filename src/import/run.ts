@@ -7,6 +7,7 @@ import { assigneeKnown, ImportUsageError, planCredentials, writeCredentials } fr
 import { importReferenceData, loadCatalog } from "./reference-data";
 import { balance, emptyTableReport, type ImportReport, type NotImported } from "./report";
 import { LegacySource, LegacySourceError } from "./source";
+import { finishInterruptedMessages } from "./interrupted";
 import { recountImportedSessions } from "./session-counters";
 import { buildSpecs } from "./tables";
 import { databaseMessage, ImportFailure, importTable, type Progress } from "./writer";
@@ -155,6 +156,18 @@ export async function importLegacy(opts: ImportOptions): Promise<ImportReport> {
         t.targetDelta = (await countRows(tx, spec.target)) - before;
         t.durationMs = Math.round(performance.now() - t0);
         opts.logger.debug({ table: spec.table, imported: t.imported, ms: t.durationMs }, "legacy table imported");
+      }
+      // Replies an earlier import stored as interrupted, finished in this file (before the counters).
+      const messages = report.tables.find((t) => t.table === "chat_messages");
+      const messageSpec = specs.find((s) => s.table === "chat_messages");
+      if (messages && messageSpec) {
+        currentTable = "chat_messages (replies interrupted at an earlier import)";
+        const finished = await finishInterruptedMessages(tx, source, messageSpec, { now: nowIso });
+        if (finished > 0) {
+          messages.finished = finished;
+          messages.updated += finished;
+          messages.alreadyPresent -= finished;
+        }
       }
       // Session counters from the messages now in Warren, on both write paths (after COPY too).
       const chat = report.tables.find((t) => t.table === "chat_sessions") ?? report.tables.find((t) => t.table === "chat_messages");

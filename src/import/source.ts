@@ -60,6 +60,13 @@ export class LegacySource {
     }
   }
 
+  /** The rows whose text `column` is one of `values`, oldest first (an index on it is used). */
+  rowsWhereIn(table: string, column: string, values: string[]): LegacyRow[] {
+    return this.db
+      .query<LegacyRow, [string]>(`select * from ${quoteIdent(table)} where ${quoteIdent(column)} in (select value from json_each(?)) order by rowid`)
+      .all(JSON.stringify(values));
+  }
+
   /** The distinct non-NULL values of one column, as text, streamed. */
   *distinct(table: string, column: string): Generator<string> {
     const c = quoteIdent(column);

@@ -58,6 +58,12 @@ function times(row: LegacyRow, notes: Notes, env: ConvertEnv, created = "created
   return { created_at: createdAt, updated_at: updatedAt };
 }
 
+/**
+ * The error message of an assistant reply the legacy system left streaming, stored as cancelled
+ * (also how a later import recognises it: interrupted.ts).
+ */
+export const INTERRUPTED_MESSAGE = "Interrupted: the legacy system never finished this message";
+
 function toIsoOrNull(value: unknown): string | null {
   const quiet: Notes = { malformedJson() {}, replaced() {}, interrupted() {} };
   return optionalTime(value, "", quiet);
@@ -386,7 +392,7 @@ export function buildSpecs({ catalog, authSecret }: SpecDeps): TableSpec[] {
         // final state Warren's sync gives an aborted reply (cancelled; opencode-events.ts), or,
         // as it does for user and system messages, complete. The parts received are kept.
         status = role === "assistant" ? "cancelled" : "complete";
-        if (status === "cancelled") errorMessage ??= "Interrupted: the legacy system never finished this message";
+        if (status === "cancelled") errorMessage ??= INTERRUPTED_MESSAGE;
         notes.interrupted("status", `still streaming in the legacy file, stored as ${status} (content kept)`);
       }
       return {

@@ -391,6 +391,45 @@ describe("legacy import", () => {
     expect(after).toMatchObject({ n: 6, u: 3, a: 2 });
   });
 
+  test("a reply an earlier import stored as interrupted is replaced by its finished version from a newer file", async () => {
+    const db = new Sqlite(file, { strict: true });
+    // The legacy system finished m2 after the first snapshot was taken.
+    db.query("update chat_messages set status = 'complete', content = ?, output_tokens = 4200, completed_at = ? where id = 'm2'").run(
+      JSON.stringify([{ type: "text", text: "first copy, now finished" }]),
+      "2023-02-01 09:33:00",
+    );
+    db.close();
+    const before = await sessionCounters(SESSION);
+    const report = await importLegacy(opts({ logger: silent }));
+    expect(report.ok).toBe(true);
+    const messages = report.tables.find((x) => x.table === "chat_messages")!;
+    // m-new is still streaming in the file: interrupted again, and not touched.
+    expect(messages).toMatchObject({ imported: 0, updated: 1, finished: 1, interrupted: 1, verified: true });
+    expect(renderText(report)).toContain("chat_messages: 1 message(s) an earlier import stored as interrupted are finished in this file: replaced by the finished version");
+    const [m2] = await queryRows<Record<string, unknown>>(t.database.db, sql`select status, content, text, error_message, output_tokens, completed_at = '2023-02-01T09:33:00Z'::timestamptz as completed_then from chat_messages where id = 'm2'`);
+    expect(m2).toMatchObject({
+      status: "complete",
+      content: [{ type: "text", text: "first copy, now finished" }],
+      text: "first copy, now finished",
+      error_message: null,
+      output_tokens: 4200,
+      completed_then: true,
+    });
+    // The session's totals follow the finished reply (output 2000 set in Warren earlier is now
+    // below the messages' sum); those still above it (input, cost) do not go backwards.
+    const rows = await countedFromMessages(SESSION);
+    expect(rows.output).toBeGreaterThan(4200);
+    expect(await sessionCounters(SESSION)).toEqual({ ...rows, input: before.input, cost: before.cost });
+    // Searchable by its finished text.
+    const hits = await queryRows(t.database.db, sql`select id from chat_messages where search_vector @@ to_tsquery('simple', 'finished')`);
+    expect(hits).toEqual([{ id: "m2" }]);
+
+    // Once finished, a re-run has nothing more to do.
+    const again = await importLegacy(opts({ logger: silent }));
+    expect(again.tables.find((x) => x.table === "chat_messages")).toMatchObject({ imported: 0, updated: 0, verified: true });
+    expect(again.tables.find((x) => x.table === "chat_messages")!.finished).toBeUndefined();
+  });
+
   test("a row PostgreSQL refuses mid-way rolls everything back and is named", async () => {
     const db = new Sqlite(file, { strict: true });
     // A NUL character cannot be stored in PostgreSQL text: a genuine mid-import failure.
