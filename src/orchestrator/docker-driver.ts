@@ -4,6 +4,7 @@ import type { Logger } from "../lib/logger";
 import { addonUrls, planServices, requireArgs, superviseArgs, waitForServices } from "./addons";
 import { DockerUids, ignoring, LABEL_MANAGED, LABEL_SANDBOX, LABEL_UID, parseUid } from "./docker-uids";
 import { DriverUnavailableError, type AddonAvailability, type AddonSpec, type Availability, type OrchestratorDriver, type WorkloadFile, type WorkloadInfo, type WorkloadSpec, type WriteOptions } from "./driver";
+import { containerHelper, landlockAbi, launcherEnv, SCOPE_ABI, scopeUnavailableNote } from "./landlock";
 import { assertSandboxId, PRUNE_SCRIPT, pruneManifest, sandboxEnv, SANDBOX_HOME, SANDBOX_WORKSPACE, validateFiles, waitForAgent } from "./opencode";
 import { dockerGuardTableName, dropGuardTableNamed, GUARD_OFF_NOTE, INSTALL_NFT, LoopbackGuard } from "./loopback-guard";
 import { freeLoopbackPort } from "./processes";
@@ -27,9 +28,10 @@ export { agentAuthHeader } from "./opencode";
  * another sandbox's code-server --auth none, nor to host services. Its members are the uids of
  * the running containers: admitted before a container starts, released once it has stopped,
  * rebuilt from the containers' labels on a restarted Warren's first look. SANDBOX_LOOPBACK_GUARD=off
- * drops it, said in availability() notes and at start. Not guarded: abstract unix sockets (shared
- * with the host on its network namespace) and containers started before this change (uid 1000,
- * until their next start).
+ * drops it, said in availability() notes and at start. Abstract unix sockets (shared with the host
+ * on its network namespace, unseen by nftables) are scoped with Landlock like the local driver's
+ * (landlock.ts: Warren's helper, bound read-only into the container, runs first). Not guarded:
+ * containers started before per-sandbox uids (uid 1000, until their next start).
  */
 
 export type DockerDriverOptions = {
@@ -100,7 +102,8 @@ export class DockerDriver implements OrchestratorDriver {
         install: "apt-get install -y docker.io, start dockerd with --bridge=none --iptables=false, set DOCKER_SOCKET",
       };
     }
-    if (!this.guard) return { available: true, notes: [GUARD_OFF_NOTE] };
+    const unscoped = scopeUnavailableNote();
+    if (!this.guard) return { available: true, notes: [GUARD_OFF_NOTE, ...(unscoped ? [unscoped] : [])] };
     // With user-namespace remapping (or a rootless daemon) a container's uid is not the host uid
     // the kernel's `meta skuid` sees: the guard would admit the wrong uids and guard nothing.
     const { SecurityOptions } = (await this.docker.info()) as { SecurityOptions?: string[] };
@@ -110,7 +113,7 @@ export class DockerDriver implements OrchestratorDriver {
     }
     const guard = await this.guard.check();
     if (!guard.ok) return { available: false, reason: guard.reason, install: INSTALL_NFT };
-    return { available: true };
+    return unscoped ? { available: true, notes: [unscoped] } : { available: true };
   }
 
   /**
@@ -163,7 +166,10 @@ export class DockerDriver implements OrchestratorDriver {
     // Host networking: add-on services get free loopback ports of their own, like the agent.
     const services = await planServices(spec.addons, freeLoopbackPort);
     const agent = ["/usr/local/bin/opencode", "serve", "--port", String(port), "--hostname", "127.0.0.1"];
-    const env = sandboxEnv(spec);
+    // The sandbox's own Landlock domain (abstract unix sockets: the host network's), entered by
+    // Warren's helper before anything else runs; its variables travel renamed (landlock.ts).
+    const helper = containerHelper(landlockAbi() >= SCOPE_ABI, SANDBOX_WORKSPACE);
+    const env = launcherEnv(sandboxEnv(spec));
     const container = await this.docker.createContainer({
       name: DockerDriver.containerName(id),
       Image: spec.image,
@@ -175,6 +181,7 @@ export class DockerDriver implements OrchestratorDriver {
       // (a custom agent deleted while the sandbox was stopped) is gone from the volume.
       // Then the add-ons' requirements are checked and their services started before the agent.
       Cmd: [
+        ...helper.argv,
         ...(replacing ? ["/bin/sh", "-c", PRUNE_SCRIPT, "sh", SANDBOX_HOME, ...replacing.directories, "--"] : []),
         ...(requireArgs(spec.addons).length ? ["/bin/sh", ...requireArgs(spec.addons)] : []),
         ...(services.length ? ["/bin/bash", ...superviseArgs(services, agent)] : agent),
@@ -184,7 +191,7 @@ export class DockerDriver implements OrchestratorDriver {
         // opencode as PID 1 would ignore SIGTERM (no default handlers there) and every stop
         // would wait for the SIGKILL: a tiny init forwards signals and reaps the agent's children.
         Init: true,
-        Mounts: [{ Type: "volume", Source: volume, Target: "/home" }],
+        Mounts: [{ Type: "volume", Source: volume, Target: "/home" }, ...helper.binds.map((b) => ({ Type: "bind" as const, Source: b.source, Target: b.target, ReadOnly: true }))],
         ReadonlyRootfs: true,
         Tmpfs: { "/tmp": "rw,nosuid,nodev,mode=1777", "/var/tmp": "rw,nosuid,nodev,mode=1777" },
         CapDrop: ["ALL"],

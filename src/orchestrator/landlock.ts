@@ -1,5 +1,6 @@
 import { dlopen, FFIType, ptr, read } from "bun:ffi";
-import { closeSync } from "node:fs";
+import { closeSync, realpathSync } from "node:fs";
+import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 
 /**
@@ -15,10 +16,11 @@ import { fileURLToPath } from "node:url";
  * sandbox's own processes); LANDLOCK_SCOPE_SIGNAL does the same for signals. Processes outside
  * (Warren) still reach in: Warren's stop signals are unaffected.
  *
- * The restriction is applied by a tiny helper (landlock-exec.ts) that the launcher runs just
- * before bubblewrap: it calls landlock_restrict_self and then execs bwrap, so the whole sandbox is
- * born inside the domain. Each sandbox gets a domain of its own. On a kernel without ABI 6 the
- * driver still runs, and availability() says what is not enforced.
+ * The restriction is applied by a tiny helper (landlock-exec.ts) run first thing: by the local
+ * driver's launcher just before bubblewrap, by the docker driver as the container's command under
+ * its init; it calls landlock_restrict_self and then execs the rest, so the whole sandbox is born
+ * inside the domain. Each sandbox gets a domain of its own. On a kernel without ABI 6 the drivers
+ * still run, and availability() says what is not enforced.
  */
 
 /** The first Landlock ABI with scopes (abstract unix sockets, signals): Linux 6.12. */
@@ -40,6 +42,37 @@ const SYS_landlock_restrict_self = 446n;
 export const SANDBOX_ENV_PREFIX = "WARREN_SANDBOX_ENV_";
 
 export const HELPER_PATH = fileURLToPath(new URL("./landlock-exec.ts", import.meta.url));
+const MODULE_PATH = fileURLToPath(import.meta.url);
+
+/**
+ * The helper's command line, ending in "--" (the command to exec follows). Bun itself must not be
+ * steerable by anything a user controls: --no-env-file (no .env of the working directory), and
+ * --cwd at the helper's own directory (no bunfig.toml of a user's workspace: its `preload` would
+ * run before the helper). `chdir` is where the command then runs.
+ */
+export function helperArgv(o: { bun: string; helper: string; scope: boolean; chdir?: string }): string[] {
+  return [o.bun, "--no-env-file", `--cwd=${dirname(o.helper)}`, o.helper, ...(o.chdir ? ["--chdir", o.chdir] : []), o.scope ? "--scope" : "--no-scope", "--"];
+}
+
+/** Where the docker driver mounts Warren's Bun and the helper in a container (read-only). */
+export const CONTAINER_HELPER_DIR = "/run/warren/landlock";
+
+/**
+ * The docker driver's way to the same helper: containers on the host network share the abstract
+ * socket namespace just the same. Warren's own Bun binary (glibc, like the opencode binary every
+ * sandbox image already needs) and the two helper files, bound read-only into the container.
+ */
+export function containerHelper(scope: boolean, chdir: string): { binds: Array<{ source: string; target: string }>; argv: string[] } {
+  const at = (name: string) => `${CONTAINER_HELPER_DIR}/${name}`;
+  return {
+    binds: [
+      { source: realpathSync(process.execPath), target: at("bun") },
+      { source: HELPER_PATH, target: at("landlock-exec.ts") },
+      { source: MODULE_PATH, target: at("landlock.ts") },
+    ],
+    argv: helperArgv({ bun: at("bun"), helper: at("landlock-exec.ts"), scope, chdir }),
+  };
+}
 
 type Libc = ReturnType<typeof openLibc>;
 let libc: Libc | null | undefined;
@@ -123,9 +156,17 @@ export function execvpe(argv: string[], env: Record<string, string>): string {
   return lastError(l);
 }
 
-/** The sandbox's environment, renamed for the trip through the launcher (see SANDBOX_ENV_PREFIX). */
+/**
+ * The launcher's environment: the sandbox's, renamed for the trip (see SANDBOX_ENV_PREFIX), and
+ * what the helper's Bun reads set to values no user controls: HOME "/" (a container image's HOME
+ * is the user's writable home), no transpiler cache (it would live there).
+ */
 export function launcherEnv(sandboxEnv: Record<string, string>): Record<string, string> {
-  const env: Record<string, string> = { PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" };
+  const env: Record<string, string> = {
+    PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    HOME: "/",
+    BUN_RUNTIME_TRANSPILER_CACHE_PATH: "0",
+  };
   for (const [k, v] of Object.entries(sandboxEnv)) env[`${SANDBOX_ENV_PREFIX}${k}`] = v;
   return env;
 }

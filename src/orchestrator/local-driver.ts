@@ -9,7 +9,7 @@ import { addonUrls, hostAddonAvailability, planServices, superviseArgs, toolPath
 import { AddonUnavailableError, DriverUnavailableError, type AddonAvailability, type AddonSpec, type Availability, type OrchestratorDriver, type WorkloadFile, type WorkloadInfo, type WorkloadSpec, type WriteOptions } from "./driver";
 import { SandboxDisks, type DiskOutcome, type StorageQuota } from "./local-disk";
 import { LocalStore, type LocalState } from "./local-store";
-import { HELPER_PATH, landlockAbi, launcherEnv, SCOPE_ABI, scopeUnavailableNote } from "./landlock";
+import { HELPER_PATH, helperArgv, landlockAbi, launcherEnv, SCOPE_ABI, scopeUnavailableNote } from "./landlock";
 import { dropGuardTable, GUARD_OFF_NOTE, INSTALL_NFT, LoopbackGuard } from "./loopback-guard";
 import { uidInUse } from "./sandbox-uids";
 import { KeyedQueue } from "./serial";
@@ -251,7 +251,7 @@ export class LocalDriver implements OrchestratorDriver {
     return [
       "-c", LAUNCH_SCRIPT, "warren-launch", ...procsFiles, "--",
       // Its own Landlock domain (abstract unix sockets, signals), then the sandbox's environment back.
-      process.execPath, HELPER_PATH, landlockAbi() >= SCOPE_ABI ? "--scope" : "--no-scope", "--",
+      ...helperArgv({ bun: process.execPath, helper: HELPER_PATH, scope: landlockAbi() >= SCOPE_ABI }),
       "prlimit", `--nofile=${nofile}:${nofile}`, `--nproc=${nproc}:${nproc}`, "--core=0", "--",
       "bwrap",
       "--unshare-ipc", "--unshare-pid", "--unshare-uts", "--unshare-cgroup-try",

@@ -1,3 +1,9 @@
+import { expect } from "bun:test";
+import { once } from "node:events";
+import { connect, createServer } from "node:net";
+import type { OrchestratorDriver } from "../../src/orchestrator";
+import { landlockAbi, SCOPE_ABI, scopeUnavailableNote } from "../../src/orchestrator/landlock";
+
 /**
  * What the loopback guard tests (local and docker drivers) ask of the kernel: a TCP connect made
  * by a command (inside a sandbox, as its uid) or as root, and the guard's nftables table.
@@ -40,3 +46,68 @@ export async function nftMembers(table: string): Promise<number[] | null> {
 }
 
 export const nftTableExists = async (table: string) => (await Bun.spawn(["nft", "list", "table", "inet", table], { stdout: "ignore", stderr: "ignore" }).exited) === 0;
+
+/** The abstract unix socket an abstractProbe add-on binds: "warren-abstract-<sandbox id>". */
+export const abstractName = (sandboxId: string) => `warren-abstract-${sandboxId}`;
+
+/**
+ * An add-on service command (run by `bun` at that path, in the sandbox) answering HTTP on its
+ * port: "addon" on GET /, and on GET /?abstract=NAME whether it, a process of the sandbox, can
+ * connect to the abstract unix socket NAME ("open", or the error code). It binds
+ * abstractName(sandboxId) itself, so another sandbox can try to reach it.
+ */
+export const abstractProbe = (bun: string, sandboxId: string) => `exec ${bun} -e '
+const net = require("node:net");
+net.createServer((c) => c.end("hi")).listen({ path: "\\0${abstractName(sandboxId)}" });
+const reach = (name) => new Promise((done) => {
+  const s = net.connect({ path: "\\0" + name });
+  s.on("connect", () => { s.destroy(); done("open"); });
+  s.on("error", (e) => done(e.code || "error"));
+});
+Bun.serve({ hostname: "127.0.0.1", port: Number(process.env.WARREN_ADDON_PORT), fetch: async (req) => {
+  const name = new URL(req.url).searchParams.get("abstract");
+  return new Response(name ? await reach(name) : "addon");
+} });'`;
+
+/** Whether this process (root, outside every sandbox) can connect to the abstract unix socket `name`. */
+const abstractConnect = (name: string) =>
+  new Promise<string>((done) => {
+    const s = connect({ path: `\0${name}` });
+    s.on("connect", () => (s.destroy(), done("open")));
+    s.on("error", (e: NodeJS.ErrnoException) => done(e.code ?? "error"));
+  });
+
+/** A root listener on the abstract unix socket `name` (a host service: a desktop's D-Bus, say); stop() closes it. */
+async function abstractHostListener(name: string): Promise<{ stop(): void }> {
+  const server = createServer((c) => c.end("host")).listen({ path: `\0${name}` });
+  await once(server, "listening");
+  return { stop: () => server.close() };
+}
+
+/**
+ * Two running sandboxes with an abstractProbe add-on: each reaches its own abstract socket, not
+ * the other's nor a host listener's, while Warren (root, outside) still reaches in; on a kernel
+ * without Landlock ABI 6 the driver's availability says so, and the host's socket is reachable.
+ */
+export async function expectAbstractScope(a: { id: string; addonPort: number }, b: { id: string; addonPort: number }, driver: OrchestratorDriver): Promise<void> {
+  const hostName = `warren-abstract-host-${a.id}`;
+  const host = await abstractHostListener(hostName);
+  try {
+    const from = async (s: { addonPort: number }, name: string) => (await fetch(`http://127.0.0.1:${s.addonPort}/?abstract=${name}`)).text();
+    // Its own processes talk over abstract sockets as usual (X11, D-Bus of a desktop add-on).
+    expect(await from(a, abstractName(a.id))).toBe("open");
+    expect(await from(b, abstractName(b.id))).toBe("open");
+    expect(await abstractConnect(abstractName(a.id))).toBe("open");
+    if (landlockAbi() >= SCOPE_ABI) {
+      expect(await from(a, abstractName(b.id))).not.toBe("open");
+      expect(await from(b, abstractName(a.id))).not.toBe("open");
+      expect(await from(a, hostName)).not.toBe("open");
+    } else {
+      const availability = await driver.availability();
+      expect(availability.available && availability.notes).toContain(scopeUnavailableNote()!);
+      expect(await from(a, hostName)).toBe("open");
+    }
+  } finally {
+    host.stop();
+  }
+}

@@ -5,12 +5,13 @@ import Docker from "dockerode";
 import { createDriver, type OrchestratorDriver, type WorkloadSpec } from "../../src/orchestrator";
 import { serviceAddon, workloadSpec } from "../helpers/sandboxes";
 import { agentAuthHeader, DockerDriver } from "../../src/orchestrator/docker-driver";
+import { CONTAINER_HELPER_DIR } from "../../src/orchestrator/landlock";
 import { dockerGuardTableName } from "../../src/orchestrator/loopback-guard";
 import { orchestratorStatus } from "../../src/routes/orchestrator";
 import { memoryLogger, testConfig } from "../helpers/app";
 import { TEST_DATABASE_URL } from "../helpers/db";
 import { buildSandboxImage, startDockerd, type TestDockerd } from "../helpers/dockerd";
-import { connectAsRoot, connectOutcome, nftMembers, nftTableExists, tcpConnect } from "../helpers/guard";
+import { abstractProbe, connectAsRoot, connectOutcome, expectAbstractScope, nftMembers, nftTableExists, tcpConnect } from "../helpers/guard";
 
 // The docker driver's per-sandbox uids and loopback guard, for real: a dockerd of our own
 // (tests/helpers/dockerd.ts), the image of scripts/build-sandbox-image.sh, two containers on the
@@ -51,11 +52,10 @@ const newDriver = (extra: Record<string, string> = {}) => createDriver(testConfi
 let driver: OrchestratorDriver;
 let docker: Docker;
 
-// An add-on service in each container, on its allocated port: a few lines of perl (perl-base is
-// in the minbase image) answering HTTP, standing in for code-server --auth none.
-const WEB =
-  'exec perl -MIO::Socket::INET -e \'my $s = IO::Socket::INET->new(LocalAddr => "127.0.0.1", LocalPort => $ARGV[0], Listen => 16, ReuseAddr => 1) or die "listen: $!"; while (my $c = $s->accept) { while (my $l = <$c>) { last if $l =~ /^\\r?$/ } print $c "HTTP/1.0 200 OK\\r\\nContent-Length: 5\\r\\n\\r\\naddon"; close $c }\' {port}';
-const spec = (sandboxId: string) => workloadSpec(sandboxId, { userId: "usr_docker_guard", image: IMAGE, addons: [serviceAddon("web", WEB)] });
+// An add-on service in each container, on its allocated port, standing in for code-server
+// --auth none; it also probes abstract unix sockets from inside (tests/helpers/guard.ts), run by
+// the Bun the driver binds into every container for its launch helper.
+const spec = (sandboxId: string) => workloadSpec(sandboxId, { userId: "usr_docker_guard", image: IMAGE, addons: [serviceAddon("web", abstractProbe(`${CONTAINER_HELPER_DIR}/bun`, sandboxId))] });
 
 type Sandbox = { id: string; spec: WorkloadSpec; uid: number; agentPort: number; addonPort: number };
 const a = { id: `sbx_dguard_a_${run}` } as Sandbox;
@@ -159,6 +159,10 @@ describe.skipIf(skipReason !== null)("docker driver: loopback guard (real nftabl
     for (const port of [a.agentPort, a.addonPort, b.agentPort, b.addonPort, hostService.port]) expect(await connectAsRoot(port)).toBe("open");
     // Warren's proxy path: the add-ons answer root.
     for (const s of [a, b]) expect(await (await fetch(`http://127.0.0.1:${s.addonPort}/`)).text()).toBe("addon");
+  });
+
+  test("abstract unix sockets (the host network's): a container reaches its own, not the host's nor another's (Landlock scope)", async () => {
+    await expectAbstractScope(a, b, driver);
   });
 
   test("stop takes the uid out; it is kept across stop/start and a restarted Warren, which rebuilds the table", async () => {

@@ -1,20 +1,18 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { once } from "node:events";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { connect, createServer } from "node:net";
 import { networkInterfaces, tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TCPSocketListener } from "bun";
 import { createDriver, type OrchestratorDriver, type WorkloadSpec } from "../../src/orchestrator";
 import { serviceAddon, workloadSpec } from "../helpers/sandboxes";
 import { agentAuthHeader } from "../../src/orchestrator/local-driver";
-import { landlockAbi, SCOPE_ABI, scopeUnavailableNote } from "../../src/orchestrator/landlock";
+import { scopeUnavailableNote } from "../../src/orchestrator/landlock";
 import { guardTableName, LoopbackGuard } from "../../src/orchestrator/loopback-guard";
 import { pidsOfUid } from "../../src/orchestrator/processes";
 import { orchestratorStatus } from "../../src/routes/orchestrator";
 import { memoryLogger, testConfig } from "../helpers/app";
 import { TEST_DATABASE_URL } from "../helpers/db";
-import { connectAsRoot, connectOutcome, nftMembers, nftTableExists, tcpConnect } from "../helpers/guard";
+import { abstractProbe, connectAsRoot, expectAbstractScope, connectOutcome, nftMembers, nftTableExists, tcpConnect } from "../helpers/guard";
 import { reapSandboxes } from "../helpers/server";
 
 // The local driver's loopback guard, for real: two bubblewrap sandboxes running OpenCode and an
@@ -50,23 +48,9 @@ const env = {
 const newDriver = (extra: Record<string, string> = {}) => createDriver(testConfig({ ...env, ...extra }), memoryLogger().logger);
 let driver: OrchestratorDriver = newDriver();
 
-// An add-on service in each sandbox, on the loopback port the driver allocates for it. It also
-// binds the abstract unix socket "warren-abstract-<sandbox id>", and GET /?abstract=NAME answers
-// whether it, a process of the sandbox, can connect to the abstract socket NAME.
-const abstractName = (sandboxId: string) => `warren-abstract-${sandboxId}`;
-const WEB = (sandboxId: string) => `exec /usr/bin/bun -e '
-const net = require("node:net");
-net.createServer((c) => c.end("hi")).listen({ path: "\\0${abstractName(sandboxId)}" });
-const reach = (name) => new Promise((done) => {
-  const s = net.connect({ path: "\\0" + name });
-  s.on("connect", () => { s.destroy(); done("open"); });
-  s.on("error", (e) => done(e.code || "error"));
-});
-Bun.serve({ hostname: "127.0.0.1", port: Number(process.env.WARREN_ADDON_PORT), fetch: async (req) => {
-  const name = new URL(req.url).searchParams.get("abstract");
-  return new Response(name ? await reach(name) : "addon");
-} });'`;
-const spec = (sandboxId: string) => workloadSpec(sandboxId, { userId: "usr_guard", addons: [serviceAddon("web", WEB(sandboxId))] });
+// An add-on service in each sandbox, on the loopback port the driver allocates for it, that also
+// probes abstract unix sockets from inside (tests/helpers/guard.ts).
+const spec = (sandboxId: string) => workloadSpec(sandboxId, { userId: "usr_guard", addons: [serviceAddon("web", abstractProbe("/usr/bin/bun", sandboxId))] });
 
 type Sandbox = { id: string; spec: WorkloadSpec; uid: number; agentPort: number; addonPort: number };
 const state = (id: string) => JSON.parse(readFileSync(join(dataDir, "sandboxes", id, "state.json"), "utf8")) as { uid: number; port: number; addonPorts: Record<string, number> };
@@ -96,14 +80,6 @@ const inside = (s: Sandbox, cmd: string[]) => [
 
 /** A TCP connect from inside sandbox s: "open", "refused" or what else happened. */
 const connectFrom = (s: Sandbox, host: string, port: number) => connectOutcome(inside(s, tcpConnect(host, port)));
-
-/** Whether this process (root, outside every sandbox) can connect to the abstract unix socket `name`. */
-const abstractConnect = (name: string) =>
-  new Promise<string>((done) => {
-    const s = connect({ path: `\0${name}` });
-    s.on("connect", () => (s.destroy(), done("open")));
-    s.on("error", (e: NodeJS.ErrnoException) => done(e.code ?? "error"));
-  });
 
 const nftMembersNow = () => nftMembers(table);
 const tableExists = () => nftTableExists(table);
@@ -184,29 +160,7 @@ describe("loopback guard (local driver, real nftables)", () => {
   });
 
   test("abstract unix sockets: a sandbox reaches its own, not the host's nor another sandbox's (Landlock scope)", async () => {
-    // A root process of the host (a desktop's D-Bus, say) listening on an abstract name.
-    const hostName = `warren-abstract-host-${run}`;
-    const host = createServer((c) => c.end("host")).listen({ path: `\0${hostName}` });
-    await once(host, "listening");
-    try {
-      const from = async (s: Sandbox, name: string) => (await fetch(`http://127.0.0.1:${s.addonPort}/?abstract=${name}`)).text();
-      // Its own processes talk over abstract sockets as usual (X11, D-Bus of a desktop add-on).
-      expect(await from(a, abstractName(a.id))).toBe("open");
-      expect(await from(b, abstractName(b.id))).toBe("open");
-      // Warren, outside every sandbox, still reaches in.
-      expect(await abstractConnect(abstractName(a.id))).toBe("open");
-      if (landlockAbi() >= SCOPE_ABI) {
-        expect(await from(a, abstractName(b.id))).not.toBe("open");
-        expect(await from(b, abstractName(a.id))).not.toBe("open");
-        expect(await from(a, hostName)).not.toBe("open");
-      } else {
-        // Not enforceable on this kernel: said in the driver's availability, and true.
-        expect(await driver.availability()).toEqual({ available: true, notes: [scopeUnavailableNote()!] });
-        expect(await from(a, hostName)).toBe("open");
-      }
-    } finally {
-      host.close();
-    }
+    await expectAbstractScope(a, b, driver);
   });
 
   test("stopping a sandbox removes its uid; a restarted Warren rebuilds the table from the running sandboxes", async () => {

@@ -1,9 +1,12 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, realpathSync, statSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import Docker from "dockerode";
 import { createDriver, type OrchestratorDriver, type WorkloadSpec } from "../../src/orchestrator";
 import { workloadSpec } from "../helpers/sandboxes";
 import { agentAuthHeader, DockerDriver } from "../../src/orchestrator/docker-driver";
+import { CONTAINER_HELPER_DIR, HELPER_PATH, SANDBOX_ENV_PREFIX } from "../../src/orchestrator/landlock";
+import { pidsOfUid } from "../../src/orchestrator/processes";
 import { memoryLogger, testConfig } from "../helpers/app";
 import { buildSandboxImage, startDockerd, type TestDockerd } from "../helpers/dockerd";
 
@@ -43,6 +46,8 @@ function spec(sandboxId: string): WorkloadSpec {
 }
 
 const containerOf = (id: string) => docker.getContainer(DockerDriver.containerName(id)).inspect();
+/** The container's opencode process (its sandbox uid's), seen from the host. */
+const agentPid = (uid: number) => pidsOfUid(uid).find((p) => readFileSync(`/proc/${p}/cmdline`, "utf8").startsWith("/usr/local/bin/opencode\0"))!;
 
 beforeAll(async () => {
   if (!dockerd) return;
@@ -82,8 +87,25 @@ describe.skipIf(skipReason !== null)("docker driver", () => {
     // A host uid of its own (docker-loopback-guard.test.ts checks more), never the image's 1000.
     expect(c.Config.User).toBe(`${c.Config.Labels["warren.uid"]}:${c.Config.Labels["warren.uid"]}`);
     expect(Number(c.Config.Labels["warren.uid"])).toBeGreaterThanOrEqual(uidBase);
-    expect(c.Config.Env).toContain(`OPENCODE_SERVER_PASSWORD=${s.agentPassword}`);
-    expect(c.Mounts.map((m) => [m.Type, m.Name, m.Destination])).toEqual([["volume", DockerDriver.volumeName(id), "/home"]]);
+    // The container's command starts with the launch helper (Warren's Bun and two files, bound
+    // read-only), which gets the variables renamed and hands them back to the agent.
+    expect(c.Config.Env).toContain(`${SANDBOX_ENV_PREFIX}OPENCODE_SERVER_PASSWORD=${s.agentPassword}`);
+    expect(c.Config.Env).toContain(`${SANDBOX_ENV_PREFIX}GREETING=hello`);
+    expect(c.Config.Env).not.toContain("GREETING=hello");
+    expect(c.Config.Env).toContain("HOME=/"); // not the image's /home/sandbox, which the user can write
+    expect(c.Config.Cmd.slice(0, 4)).toEqual([`${CONTAINER_HELPER_DIR}/bun`, "--no-env-file", `--cwd=${CONTAINER_HELPER_DIR}`, `${CONTAINER_HELPER_DIR}/landlock-exec.ts`]);
+    expect(c.Mounts.map((m) => [m.Type, m.Type === "volume" ? m.Name : m.Source, m.Destination, m.RW]).sort()).toEqual(
+      [
+        ["volume", DockerDriver.volumeName(id), "/home", true],
+        ["bind", realpathSync(process.execPath), `${CONTAINER_HELPER_DIR}/bun`, false],
+        ["bind", HELPER_PATH, `${CONTAINER_HELPER_DIR}/landlock-exec.ts`, false],
+        ["bind", join(dirname(HELPER_PATH), "landlock.ts"), `${CONTAINER_HELPER_DIR}/landlock.ts`, false],
+      ].sort(),
+    );
+    const agent = readFileSync(`/proc/${agentPid(Number(c.Config.Labels["warren.uid"]))}/environ`, "utf8").split("\0");
+    expect(agent).toContain(`OPENCODE_SERVER_PASSWORD=${s.agentPassword}`);
+    expect(agent).toContain("GREETING=hello");
+    expect(agent.filter((e) => e.startsWith(SANDBOX_ENV_PREFIX))).toEqual([]);
     expect((await driver.start(s)).workloadId).toBe(info.workloadId);
   });
 

@@ -1,7 +1,10 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { once } from "node:events";
+import { mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
-import { HELPER_PATH, landlockAbi, launcherEnv, SCOPE_ABI } from "../../src/orchestrator/landlock";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { HELPER_PATH, helperArgv, landlockAbi, launcherEnv, SCOPE_ABI } from "../../src/orchestrator/landlock";
 
 // The local driver's launch helper, run the way the launcher runs it (a Bun process with the
 // renamed environment), on this machine's kernel. The sandbox-level checks are in
@@ -38,6 +41,34 @@ describe("landlock-exec.ts", () => {
     const r = run(["--no-scope", "--", "env"], env);
     expect(r.code).toBe(0);
     expect(r.out.trim().split("\n").sort()).toEqual(["BUN_OPTIONS=--preload /nonexistent/warren.ts", "GREETING=hello"]);
+  });
+
+  test("--chdir: the command runs there; a usage error without a directory", () => {
+    const r = run(["--chdir", tmpdir(), "--no-scope", "--", "pwd"]);
+    expect(r).toMatchObject({ code: 0 });
+    expect(r.out.trim()).toBe(realpathSync(tmpdir()));
+    expect(run(["--chdir"]).code).toBe(2);
+  });
+
+  test("started as the drivers start it, a user's bunfig.toml preload and .env in the working directory are not read", () => {
+    // A workspace the user controls (the docker driver's containers start in it).
+    const dir = mkdtempSync(join(tmpdir(), "warren-landlock-ws-"));
+    try {
+      writeFileSync(join(dir, "evil.ts"), 'console.log("USER CODE RAN AS THE LAUNCHER")');
+      writeFileSync(join(dir, "bunfig.toml"), `preload = ["${join(dir, "evil.ts")}"]\n`);
+      writeFileSync(join(dir, ".env"), "WARREN_SANDBOX_ENV_INJECTED=1\n");
+      const argv = helperArgv({ bun: process.execPath, helper: HELPER_PATH, scope: false, chdir: dir });
+      const p = Bun.spawnSync([...argv, "env"], { cwd: dir, env: launcherEnv({ GREETING: "hello" }), stdout: "pipe", stderr: "pipe" });
+      const out = p.stdout.toString();
+      expect(p.exitCode).toBe(0);
+      expect(out).not.toContain("USER CODE RAN");
+      expect(out.trim().split("\n").sort()).toEqual(["GREETING=hello"]);
+      // The same helper started plainly in that directory would have run it: the check is real.
+      const plain = Bun.spawnSync([process.execPath, HELPER_PATH, "--no-scope", "--", "true"], { cwd: dir, env: launcherEnv({}), stdout: "pipe" });
+      expect(plain.stdout.toString()).toContain("USER CODE RAN");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test("a command that cannot run is exit 127, named", () => {
