@@ -1,5 +1,4 @@
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
-import { createServer } from "node:net";
 
 /**
  * /proc helpers for the local driver. A pid alone is not an identity: after a restart of Warren
@@ -106,15 +105,51 @@ export async function waitUntil(check: () => boolean, timeoutMs: number, stepMs 
   }
 }
 
-/** A port the kernel reports free on 127.0.0.1 (the agent binds it a moment later). */
-export function freeLoopbackPort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      server.close(() => resolvePort(port));
-    });
-  });
+/** The kernel's range of ephemeral ports (outgoing connections' local ports, `listen(0)`). */
+function ephemeralRange(): [number, number] {
+  try {
+    const [lo, hi] = readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/).map(Number);
+    if (lo && hi) return [lo, hi];
+  } catch {
+    // not Linux: the IANA range
+  }
+  return [49152, 65535];
+}
+
+const LOWEST_PORT = 10_000;
+
+function canListen(port: number): boolean {
+  try {
+    Bun.listen({ hostname: "127.0.0.1", port, socket: { data() {} } }).stop(true);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A port free on 127.0.0.1 for a listener that binds it a moment later (a sandbox's agent or
+ * add-on, a test's server). Picked at random below the kernel's ephemeral range: a port from
+ * `listen(0)` comes from the range every outgoing connection takes its local port from, and on a
+ * busy host (Warren's own connections to the agents, PostgreSQL) one of them can take it in the
+ * moment between the check and the bind. Falls back to the kernel's choice when that range is
+ * too small or full.
+ */
+export function pickLoopbackPort(): number {
+  const top = ephemeralRange()[0] - 1;
+  if (top - LOWEST_PORT >= 1_000) {
+    for (let i = 0; i < 50; i++) {
+      const port = LOWEST_PORT + Math.floor(Math.random() * (top - LOWEST_PORT + 1));
+      if (canListen(port)) return port;
+    }
+  }
+  const server = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = server.port;
+  server.stop(true);
+  return port;
+}
+
+/** pickLoopbackPort, for callers that take a port allocator returning a promise. */
+export async function freeLoopbackPort(): Promise<number> {
+  return pickLoopbackPort();
 }

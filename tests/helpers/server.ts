@@ -7,16 +7,12 @@ import { createTestDatabase, TEST_DATABASE_URL, type TestDatabase } from "./db";
 import { TEST_SECRET } from "./app";
 import { guardTableName, nftBinary } from "../../src/orchestrator/loopback-guard";
 import { unmountAllUnder } from "../../src/orchestrator/local-disk";
+import { pickLoopbackPort } from "../../src/orchestrator/processes";
 
 const ROOT = join(import.meta.dir, "..", "..");
 
-/** A free loopback port (bound and released; the window for a clash is tiny on a test box). */
-export function freePort(): number {
-  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = s.port;
-  s.stop(true);
-  return port;
-}
+/** A free loopback port, below the ephemeral range (src/orchestrator/processes.ts); startServer also retries. */
+export const freePort = pickLoopbackPort;
 
 /**
  * Where an e2e server keeps its data: with TEST_DATABASE_URL a fresh database on that server,
@@ -53,8 +49,26 @@ export type RunningServer = {
   stop(signal?: NodeJS.Signals): Promise<number>;
 };
 
+class PortInUse extends Error {}
+
+/**
+ * Starts `bun src/index.ts` and waits for /ready. The port freePort() picked can be taken before
+ * the server binds it (by another test worker's connection, which gets a port from the same
+ * range): then the start is tried again, on a new port, or on the same one a moment later when
+ * the caller chose it (a restart on the same address).
+ */
 export async function startServer(options: { storage: ServerStorage; env?: Record<string, string>; port?: number }): Promise<RunningServer> {
-  const port = options.port ?? freePort();
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startServerOn(options.port ?? freePort(), options);
+    } catch (err) {
+      if (!(err instanceof PortInUse) || attempt >= 5) throw err;
+      await Bun.sleep(options.port === undefined ? 0 : 500);
+    }
+  }
+}
+
+async function startServerOn(port: number, options: { storage: ServerStorage; env?: Record<string, string> }): Promise<RunningServer> {
   const url = `http://127.0.0.1:${port}`;
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? "",
@@ -90,7 +104,11 @@ export async function startServer(options: { storage: ServerStorage; env?: Recor
   };
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
-    if (proc.exitCode !== null) throw new Error(`server exited with ${proc.exitCode}:\n${output.join("\n")}`);
+    if (proc.exitCode !== null) {
+      await drained;
+      const message = `server exited with ${proc.exitCode}:\n${output.join("\n")}`;
+      throw /EADDRINUSE|Is port \d+ in use/.test(message) ? new PortInUse(message) : new Error(message);
+    }
     try {
       const res = await fetch(`${url}/ready`);
       if (res.status === 200) return server;
