@@ -33,8 +33,20 @@ as_owner() {
 # Progress for a person at a terminal, on stderr: stdout is for eval.
 progress() { if [ -t 2 ]; then echo "pg-cluster: $*" >&2; fi; }
 
+# A free port below the kernel's ephemeral range (as src/orchestrator/processes.ts picks them):
+# there, no outgoing connection can take it before the server binds it.
 free_port() {
-  node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
+  node -e '
+const net = require("net"), fs = require("fs");
+let lo = 49152;
+try { lo = Number(fs.readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0]) || lo; } catch {}
+const tryPort = (left) => {
+  const port = lo - 10000 > 1000 && left > 0 ? 10000 + Math.floor(Math.random() * (lo - 10000)) : 0;
+  const s = net.createServer();
+  s.once("error", () => tryPort(left - 1));
+  s.listen(port, "127.0.0.1", () => { console.log(s.address().port); s.close(); });
+};
+tryPort(50);'
 }
 
 cmd=${1:-}

@@ -1,4 +1,5 @@
 import net from "node:net";
+import { pickLoopbackPort } from "../../src/orchestrator/processes";
 
 /**
  * A loopback TCP proxy in front of a real PostgreSQL server, for fault tests: `cut()` drops every
@@ -16,7 +17,8 @@ export class TcpProxy {
     private readonly targetPort: number,
   ) {}
 
-  async start(port = 0): Promise<this> {
+  /** Listens on `port`, by default one below the ephemeral range: restore() needs it back after a cut. */
+  async start(port = pickLoopbackPort()): Promise<this> {
     const server = net.createServer((client) => {
       const upstream = net.connect(this.targetPort, this.targetHost);
       for (const s of [client, upstream]) {
