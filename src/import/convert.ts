@@ -23,6 +23,9 @@ export type Notes = {
   interrupted(column: string, why: string): void;
 };
 
+/** Notes that go nowhere: for a conversion whose findings were already reported (or need not be). */
+export const QUIET_NOTES: Notes = { malformedJson() {}, replaced() {}, interrupted() {} };
+
 const SQLITE_DATETIME = /^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)$/;
 const HAS_ZONE = /(Z|[+-]\d{2}:?\d{2})$/i;
 

@@ -2,12 +2,11 @@ import { sql } from "drizzle-orm";
 import { queryRows, type Executor } from "../database/client";
 import type { LegacySource } from "./source";
 import { INTERRUPTED_MESSAGE } from "./tables";
-import type { Notes } from "./convert";
+import { QUIET_NOTES } from "./convert";
 import { withBatch, type ConvertEnv, type TableSpec } from "./writer";
 
 /** Messages per round (one SQLite query and one UPDATE each). */
 const CHUNK = 2000;
-const QUIET: Notes = { malformedJson() {}, replaced() {}, interrupted() {} };
 const MARKER = `'${INTERRUPTED_MESSAGE.replaceAll("'", "''")}'`;
 
 // Only a row still exactly as an earlier import left it: interrupted, not removed, same session.
@@ -50,7 +49,7 @@ export async function finishInterruptedMessages(tx: Executor, source: LegacySour
     const rows: string[] = [];
     for (const row of source.rowsWhereIn(spec.table, "id", waiting.map((w) => w.id))) {
       if (String(row.status) === "streaming") continue; // still unfinished in this file too
-      const out = await spec.convert(row, QUIET, env);
+      const out = await spec.convert(row, QUIET_NOTES, env);
       if (!("skip" in out && typeof out.skip === "string")) rows.push(JSON.stringify(out));
     }
     if (rows.length > 0) finished += (await queryRows(tx, withBatch(UPDATE, spec.recordset, `[${rows.join(",")}]`))).length;

@@ -170,7 +170,7 @@ export async function importLegacy(opts: ImportOptions): Promise<ImportReport> {
         }
       }
       // Session counters from the messages now in Warren, on both write paths (after COPY too).
-      const chat = report.tables.find((t) => t.table === "chat_sessions") ?? report.tables.find((t) => t.table === "chat_messages");
+      const chat = report.tables.find((t) => t.table === "chat_sessions") ?? messages;
       if (chat) {
         currentTable = "chat_sessions (counters)";
         chat.countersRecomputed = await recountImportedSessions(tx, source);

@@ -5,6 +5,7 @@ import {
   LEGACY_TEXT_KEY,
   messageText,
   optionalTime,
+  QUIET_NOTES,
   requiredTime,
   toBool,
   toEnum,
@@ -65,8 +66,7 @@ function times(row: LegacyRow, notes: Notes, env: ConvertEnv, created = "created
 export const INTERRUPTED_MESSAGE = "Interrupted: the legacy system never finished this message";
 
 function toIsoOrNull(value: unknown): string | null {
-  const quiet: Notes = { malformedJson() {}, replaced() {}, interrupted() {} };
-  return optionalTime(value, "", quiet);
+  return optionalTime(value, "", QUIET_NOTES);
 }
 
 /** Better Auth's password format: scrypt (N=16384, r=16, p=1, 64 bytes), "hexsalt:hexkey". */

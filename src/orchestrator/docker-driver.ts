@@ -3,8 +3,8 @@ import type { AppliedLimits } from "../../db/schema";
 import type { Logger } from "../lib/logger";
 import { addonUrls, planServices, requireArgs, superviseArgs, waitForServices } from "./addons";
 import { DockerUids, ignoring, LABEL_MANAGED, LABEL_SANDBOX, LABEL_UID, parseUid } from "./docker-uids";
-import { DriverUnavailableError, type AddonAvailability, type AddonSpec, type Availability, type OrchestratorDriver, type WorkloadFile, type WorkloadInfo, type WorkloadSpec, type WriteOptions } from "./driver";
-import { containerHelper, landlockAbi, launcherEnv, SCOPE_ABI, scopeUnavailableNote } from "./landlock";
+import { availableWith, DriverUnavailableError, type AddonAvailability, type AddonSpec, type Availability, type OrchestratorDriver, type WorkloadFile, type WorkloadInfo, type WorkloadSpec, type WriteOptions } from "./driver";
+import { containerHelper, launcherEnv, scopesSupported, scopeUnavailableNote } from "./landlock";
 import { assertSandboxId, PRUNE_SCRIPT, pruneManifest, sandboxEnv, SANDBOX_HOME, SANDBOX_WORKSPACE, validateFiles, waitForAgent } from "./opencode";
 import { dockerGuardTableName, dropGuardTableNamed, GUARD_OFF_NOTE, INSTALL_NFT, LoopbackGuard } from "./loopback-guard";
 import { freeLoopbackPort } from "./processes";
@@ -102,8 +102,7 @@ export class DockerDriver implements OrchestratorDriver {
         install: "apt-get install -y docker.io, start dockerd with --bridge=none --iptables=false, set DOCKER_SOCKET",
       };
     }
-    const unscoped = scopeUnavailableNote();
-    if (!this.guard) return { available: true, notes: [GUARD_OFF_NOTE, ...(unscoped ? [unscoped] : [])] };
+    if (!this.guard) return availableWith([GUARD_OFF_NOTE, scopeUnavailableNote()]);
     // With user-namespace remapping (or a rootless daemon) a container's uid is not the host uid
     // the kernel's `meta skuid` sees: the guard would admit the wrong uids and guard nothing.
     const { SecurityOptions } = (await this.docker.info()) as { SecurityOptions?: string[] };
@@ -113,7 +112,7 @@ export class DockerDriver implements OrchestratorDriver {
     }
     const guard = await this.guard.check();
     if (!guard.ok) return { available: false, reason: guard.reason, install: INSTALL_NFT };
-    return unscoped ? { available: true, notes: [unscoped] } : { available: true };
+    return availableWith([scopeUnavailableNote()]);
   }
 
   /**
@@ -168,7 +167,7 @@ export class DockerDriver implements OrchestratorDriver {
     const agent = ["/usr/local/bin/opencode", "serve", "--port", String(port), "--hostname", "127.0.0.1"];
     // The sandbox's own Landlock domain (abstract unix sockets: the host network's), entered by
     // Warren's helper before anything else runs; its variables travel renamed (landlock.ts).
-    const helper = containerHelper(landlockAbi() >= SCOPE_ABI, SANDBOX_WORKSPACE);
+    const helper = containerHelper(scopesSupported(), SANDBOX_WORKSPACE);
     const env = launcherEnv(sandboxEnv(spec));
     const container = await this.docker.createContainer({
       name: DockerDriver.containerName(id),

@@ -82,6 +82,12 @@ export type WorkloadInfo = {
 /** notes: what an operator should know about a working driver (an isolation measure turned off, say). */
 export type Availability = { available: true; notes?: string[] } | { available: false; reason: string; install: string };
 
+/** Available, with what an operator should know is not enforced (the null entries are dropped). */
+export function availableWith(notes: Array<string | null>): Availability {
+  const said = notes.filter((n) => n !== null);
+  return said.length ? { available: true, notes: said } : { available: true };
+}
+
 export interface OrchestratorDriver {
   readonly name: DriverName;
   /** Whether the driver can run workloads here; never throws. */

@@ -4,9 +4,9 @@ import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 
 /**
- * Landlock scoping for the local driver's sandboxes (Linux 6.12+, Landlock ABI 6).
+ * Landlock scoping for the sandboxes of both drivers (Linux 6.12+, Landlock ABI 6).
  *
- * A local sandbox shares the host's network namespace (Warren reaches its agent and add-ons on
+ * A sandbox shares the host's network namespace (Warren reaches its agent and add-ons on
  * loopback ports; TCP and UDP are judged by the loopback guard), and with it the namespace of
  * *abstract* unix sockets: names with no file behind them, so no file permission protects them
  * and nftables never sees them. Without more, a sandbox could connect to any abstract socket on
@@ -36,7 +36,7 @@ const SYS_landlock_restrict_self = 446n;
 /**
  * Variables of the sandbox travel to the helper under this prefix, so that nothing a user sets
  * (BUN_OPTIONS, NODE_OPTIONS, …) is read by the root-side programs of the launch (sh, bun); the
- * helper strips it before it execs bwrap. WARREN_* names are reserved for users, so no user
+ * helper strips it before it execs the sandbox. WARREN_* names are reserved for users, so no user
  * variable can collide with it.
  */
 export const SANDBOX_ENV_PREFIX = "WARREN_SANDBOX_ENV_";
@@ -88,7 +88,7 @@ function openLibc() {
   });
 }
 
-/** libc, opened on first use (only the local driver on Linux needs it). */
+/** libc, opened on first use (only the drivers on Linux need it). */
 function lib(): Libc | null {
   if (libc === undefined) {
     try {
@@ -116,10 +116,15 @@ export function landlockAbi(): number {
   return abi;
 }
 
+/** Whether this kernel can scope a sandbox's abstract unix sockets and signals (landlock-exec.ts --scope). */
+export function scopesSupported(): boolean {
+  return landlockAbi() >= SCOPE_ABI;
+}
+
 /** Why abstract unix sockets are not scoped here, or null when they are. */
 export function scopeUnavailableNote(): string | null {
+  if (scopesSupported()) return null;
   const v = landlockAbi();
-  if (v >= SCOPE_ABI) return null;
   return `abstract unix sockets are shared with the host: scoping them needs Landlock ABI ${SCOPE_ABI} (Linux 6.12), this kernel has ${v ? `ABI ${v}` : "no Landlock"}`;
 }
 

@@ -6,10 +6,10 @@ import type { AppliedLimits } from "../../db/schema";
 import type { Logger } from "../lib/logger";
 import { cgroupPids, removeCgroup, setupCgroup } from "./cgroups";
 import { addonUrls, hostAddonAvailability, planServices, superviseArgs, toolPaths, waitForServices, type PlannedService } from "./addons";
-import { AddonUnavailableError, DriverUnavailableError, type AddonAvailability, type AddonSpec, type Availability, type OrchestratorDriver, type WorkloadFile, type WorkloadInfo, type WorkloadSpec, type WriteOptions } from "./driver";
+import { AddonUnavailableError, availableWith, DriverUnavailableError, type AddonAvailability, type AddonSpec, type Availability, type OrchestratorDriver, type WorkloadFile, type WorkloadInfo, type WorkloadSpec, type WriteOptions } from "./driver";
 import { SandboxDisks, type DiskOutcome, type StorageQuota } from "./local-disk";
 import { LocalStore, type LocalState } from "./local-store";
-import { HELPER_PATH, helperArgv, landlockAbi, launcherEnv, SCOPE_ABI, scopeUnavailableNote } from "./landlock";
+import { HELPER_PATH, helperArgv, launcherEnv, scopesSupported, scopeUnavailableNote } from "./landlock";
 import { dropGuardTable, GUARD_OFF_NOTE, INSTALL_NFT, LoopbackGuard } from "./loopback-guard";
 import { uidInUse } from "./sandbox-uids";
 import { KeyedQueue } from "./serial";
@@ -115,8 +115,7 @@ export class LocalDriver implements OrchestratorDriver {
       if (!guard.ok) return { available: false, reason: guard.reason, install: INSTALL_NFT };
     }
     // Available, but an operator should know what is not enforced (GET /api/v1/orchestrator).
-    const notes = [...(this.guard ? [] : [GUARD_OFF_NOTE]), ...[scopeUnavailableNote(), this.disks.hostNote()].filter((n) => n !== null)];
-    return notes.length ? { available: true, notes } : { available: true };
+    return availableWith([this.guard ? null : GUARD_OFF_NOTE, scopeUnavailableNote(), this.disks.hostNote()]);
   }
 
   async addonAvailability(addons: AddonSpec[]): Promise<AddonAvailability[]> {
@@ -251,7 +250,7 @@ export class LocalDriver implements OrchestratorDriver {
     return [
       "-c", LAUNCH_SCRIPT, "warren-launch", ...procsFiles, "--",
       // Its own Landlock domain (abstract unix sockets, signals), then the sandbox's environment back.
-      ...helperArgv({ bun: process.execPath, helper: HELPER_PATH, scope: landlockAbi() >= SCOPE_ABI }),
+      ...helperArgv({ bun: process.execPath, helper: HELPER_PATH, scope: scopesSupported() }),
       "prlimit", `--nofile=${nofile}:${nofile}`, `--nproc=${nproc}:${nproc}`, "--core=0", "--",
       "bwrap",
       "--unshare-ipc", "--unshare-pid", "--unshare-uts", "--unshare-cgroup-try",

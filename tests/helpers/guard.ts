@@ -2,7 +2,7 @@ import { expect } from "bun:test";
 import { once } from "node:events";
 import { connect, createServer } from "node:net";
 import type { OrchestratorDriver } from "../../src/orchestrator";
-import { landlockAbi, SCOPE_ABI, scopeUnavailableNote } from "../../src/orchestrator/landlock";
+import { scopesSupported, scopeUnavailableNote } from "../../src/orchestrator/landlock";
 
 /**
  * What the loopback guard tests (local and docker drivers) ask of the kernel: a TCP connect made
@@ -98,7 +98,7 @@ export async function expectAbstractScope(a: { id: string; addonPort: number }, 
     expect(await from(a, abstractName(a.id))).toBe("open");
     expect(await from(b, abstractName(b.id))).toBe("open");
     expect(await abstractConnect(abstractName(a.id))).toBe("open");
-    if (landlockAbi() >= SCOPE_ABI) {
+    if (scopesSupported()) {
       expect(await from(a, abstractName(b.id))).not.toBe("open");
       expect(await from(b, abstractName(a.id))).not.toBe("open");
       expect(await from(a, hostName)).not.toBe("open");

@@ -52,10 +52,10 @@ export type RunningServer = {
 class PortInUse extends Error {}
 
 /**
- * Starts `bun src/index.ts` and waits for /ready. The port freePort() picked can be taken before
- * the server binds it (by another test worker's connection, which gets a port from the same
- * range): then the start is tried again, on a new port, or on the same one a moment later when
- * the caller chose it (a restart on the same address).
+ * Starts `bun src/index.ts` and waits for /ready. The port freePort() picked can still be taken
+ * before the server binds it (by another test worker's listener: ports below the ephemeral range
+ * are safe from connections only): then the start is tried again, on a new port, or on the same
+ * one a moment later when the caller chose it (a restart on the same address).
  */
 export async function startServer(options: { storage: ServerStorage; env?: Record<string, string>; port?: number }): Promise<RunningServer> {
   for (let attempt = 1; ; attempt++) {
