@@ -68,8 +68,9 @@ export function startChatSync(opts: ChatSyncOptions) {
       const ids = new Set(running.map((r) => r.id));
       for (const [id, stream] of streams) {
         if (!ids.has(id)) {
-          streams.delete(id);
+          // Listed until it has stopped and released its lease: following() never runs ahead of it.
           await stream.stop("the sandbox is no longer running");
+          streams.delete(id);
         }
       }
       for (const id of ids) {
@@ -82,8 +83,8 @@ export function startChatSync(opts: ChatSyncOptions) {
           s.start();
         } else if (!held && stream) {
           // Another instance took the lease (ours lapsed): it owns the stream now.
-          streams.delete(id);
           await stream.stop("the lease passed to another instance", false);
+          streams.delete(id);
         }
       }
     } catch (err) {
