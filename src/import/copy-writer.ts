@@ -2,7 +2,7 @@ import type { Sql } from "postgres";
 import type { Executor } from "../database/client";
 import { copyLine, parseColumns, UnstorableValue, type StageColumn } from "./copy-format";
 import type { TableReport } from "./report";
-import { afterStatements, classification, countLeftOut, databaseMessage, ImportFailure, type BatchSink, type Converted, type TableSpec } from "./writer";
+import { afterStatements, bisectFailure, classification, countLeftOut, databaseMessage, ImportFailure, type BatchSink, type Converted, type TableSpec } from "./writer";
 
 /**
  * The PostgreSQL bulk path: each chunk of converted rows is streamed with COPY FROM STDIN into a
@@ -242,18 +242,12 @@ export class CopySink implements BatchSink {
     await done;
   }
 
-  /**
-   * Names the row PostgreSQL refused: halves of the chunk are retried (each under its own
-   * savepoint, rolled back) until one row is left. Costs about two chunks' worth of work, once.
-   */
+  /** Names the row PostgreSQL refused (bisectFailure), each attempt under a rolled-back savepoint. */
   private async bisect(chunk: Chunk, chunkError: unknown): Promise<ImportFailure> {
-    let lo = 0;
-    let hi = chunk.lines.length;
-    let error = chunkError;
-    const attempt = async (a: number, b: number): Promise<unknown> => {
+    const { index, error } = await bisectFailure(chunk.lines.length, chunkError, async (from, to) => {
       await this.raw.unsafe("savepoint legacy_try");
       try {
-        await this.load(chunk.lines.slice(a, b));
+        await this.load(chunk.lines.slice(from, to));
         await this.raw.unsafe(this.statement);
         for (const statement of this.after) await this.raw.unsafe(statement);
         return null;
@@ -263,24 +257,7 @@ export class CopySink implements BatchSink {
         await this.raw.unsafe("rollback to savepoint legacy_try");
         await this.raw.unsafe("release savepoint legacy_try");
       }
-    };
-    while (hi - lo > 1) {
-      const mid = lo + Math.floor((hi - lo) / 2);
-      const left = await attempt(lo, mid);
-      if (left) {
-        hi = mid;
-        error = left;
-        continue;
-      }
-      const right = await attempt(mid, hi);
-      if (right) {
-        lo = mid;
-        error = right;
-        continue;
-      }
-      // Neither half fails alone: the rows fail together; name the chunk, not a row.
-      return new ImportFailure(this.spec.table, null, databaseMessage(error));
-    }
-    return new ImportFailure(this.spec.table, chunk.ids[lo] ?? null, databaseMessage(error));
+    });
+    return new ImportFailure(this.spec.table, index === null ? null : (chunk.ids[index] ?? null), databaseMessage(error));
   }
 }

@@ -341,18 +341,55 @@ async function writeBatch(tx: Executor, spec: TableSpec, report: TableReport, pa
 }
 
 async function findFailingRow(tx: Executor, spec: TableSpec, parts: string[], ids: string[], batchError: unknown): Promise<ImportFailure> {
-  for (let i = 0; i < parts.length; i++) {
-    await tx.execute(sql`savepoint legacy_row`);
+  const { index, error } = await bisectFailure(parts.length, batchError, async (from, to) => {
+    const json = `[${parts.slice(from, to).join(",")}]`;
+    await tx.execute(sql`savepoint legacy_try`);
     try {
-      await queryRows(tx, withBatch(spec.insert, spec.recordset, `[${parts[i]}]`));
-      for (const after of afterStatements(spec)) await tx.execute(withBatch(after, spec.recordset, `[${parts[i]}]`));
-      await tx.execute(sql`release savepoint legacy_row`);
+      await queryRows(tx, withBatch(spec.insert, spec.recordset, json));
+      for (const after of afterStatements(spec)) await tx.execute(withBatch(after, spec.recordset, json));
+      return null;
     } catch (err) {
-      await tx.execute(sql`rollback to savepoint legacy_row`);
-      return new ImportFailure(spec.table, ids[i]!, databaseMessage(err));
+      return err;
+    } finally {
+      await tx.execute(sql`rollback to savepoint legacy_try`);
+      await tx.execute(sql`release savepoint legacy_try`);
     }
+  });
+  return new ImportFailure(spec.table, index === null ? null : (ids[index] ?? null), databaseMessage(error));
+}
+
+/**
+ * Finds the row PostgreSQL refused in a batch it refused, for both write paths: halves of the
+ * batch are retried (`attempt` runs rows [from, to) and rolls them back, returning the error or
+ * null) until one row is left. About two batches' worth of work, once, where a retry row by row
+ * costs a round trip per row. `index` is null when neither half fails alone (the rows fail
+ * together); `error` is the smallest failing attempt's.
+ */
+export async function bisectFailure(
+  size: number,
+  batchError: unknown,
+  attempt: (from: number, to: number) => Promise<unknown>,
+): Promise<{ index: number | null; error: unknown }> {
+  let lo = 0;
+  let hi = size;
+  let error = batchError;
+  while (hi - lo > 1) {
+    const mid = lo + Math.floor((hi - lo) / 2);
+    const left = await attempt(lo, mid);
+    if (left) {
+      hi = mid;
+      error = left;
+      continue;
+    }
+    const right = await attempt(mid, hi);
+    if (right) {
+      lo = mid;
+      error = right;
+      continue;
+    }
+    return { index: null, error };
   }
-  return new ImportFailure(spec.table, null, databaseMessage(batchError));
+  return { index: size > 0 ? lo : null, error };
 }
 
 /** The server's own words (postgres.js and PGlite put them in different places). */

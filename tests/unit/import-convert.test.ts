@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { LEGACY_TEXT_KEY, requiredTime, toIsoTime, toJson, type Notes } from "../../src/import/convert";
 import { balance, emptyTableReport, renderText, type ImportReport } from "../../src/import/report";
-import { databaseMessage, notesFor } from "../../src/import/writer";
+import { bisectFailure, databaseMessage, notesFor } from "../../src/import/writer";
 
 /**
  * The legacy file's loose values (shared/legacy-schema.md, quirks 1 and 2) and the report's
@@ -140,5 +140,36 @@ describe("report", () => {
     expect(text).toContain("Deleted in Warren since an earlier import, not brought back");
     expect(text).toContain("  user: 1");
     expect(text).toContain("Provider credentials: 0 imported for a@example.com, 1 already present, 1 deleted in Warren since imported (not brought back)");
+  });
+});
+
+describe("finding the refused row in a refused batch (both write paths)", () => {
+  /** A batch of `size` rows where the rows in `bad` are refused, counting the attempts made. */
+  function batch(size: number, refused: (rows: number[]) => string | null) {
+    const tried: Array<[number, number]> = [];
+    const attempt = async (from: number, to: number) => {
+      tried.push([from, to]);
+      const why = refused(Array.from({ length: to - from }, (_, i) => from + i));
+      return why ? new Error(why) : null;
+    };
+    return { attempt, tried };
+  }
+
+  test("names the row with a logarithmic number of attempts, and keeps its own error", async () => {
+    for (const bad of [0, 1, 2499, 4999]) {
+      const { attempt, tried } = batch(5000, (rows) => (rows.includes(bad) ? `row ${bad} refused` : null));
+      const found = await bisectFailure(5000, new Error("the batch"), attempt);
+      expect(found.index).toBe(bad);
+      expect((found.error as Error).message).toBe(`row ${bad} refused`);
+      expect(tried.length).toBeLessThanOrEqual(2 * Math.ceil(Math.log2(5000)));
+    }
+  });
+
+  test("rows refused only together name no row; a batch of one is that row", async () => {
+    const together = batch(100, (rows) => (rows.includes(10) && rows.includes(90) ? "refused together" : null));
+    expect(await bisectFailure(100, new Error("the batch"), together.attempt)).toEqual({ index: null, error: expect.any(Error) });
+    const one = batch(1, () => "refused");
+    expect((await bisectFailure(1, new Error("the row"), one.attempt)).index).toBe(0);
+    expect(one.tried).toEqual([]);
   });
 });
