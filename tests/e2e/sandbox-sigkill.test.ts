@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { processesMentioning } from "../helpers/proc";
 import { createServerStorage, startServer, type RunningServer, type ServerStorage, reapSandboxes } from "../helpers/server";
+import { testUidBase } from "../helpers/uids";
 
 /**
  * Fault test (issue 11): Warren is killed with SIGKILL while several sandboxes are in the middle
@@ -29,8 +30,9 @@ beforeAll(async () => {
   dataDir = mkdtempSync(join(tmpdir(), "warren-e2e-sigkill-"));
   env = {
     ...(storage.env.DATA_DIR ? {} : { DATA_DIR: dataDir }),
-    // Sandbox uids are host-wide: a range of this run's own, apart from other test files.
-    SANDBOX_UID_BASE: String(400_000 + Math.floor(Math.random() * 500) * 1_000),
+    // Sandbox uids are host-wide: a range of this run's own, apart from other test files, the same
+    // for the restarted server.
+    SANDBOX_UID_BASE: String(testUidBase()),
     MAX_RUNNING_SANDBOXES_PER_USER: "10",
     // The shortest settings config allows, so the reconciler acts within the test.
     SANDBOX_TRANSITION_TIMEOUT_SECONDS: "10",

@@ -5,6 +5,7 @@ import { createAuth, type Auth } from "../../src/auth/auth";
 import { loadConfig, type Config } from "../../src/config";
 import { createLogger, type Logger } from "../../src/lib/logger";
 import { createTestDatabase, type TestDatabase } from "./db";
+import { testUidBase } from "./uids";
 
 export const TEST_SECRET = "test-secret-that-is-at-least-32-characters-long";
 export const TEST_PUBLIC_URL = "http://localhost:3000";
@@ -19,6 +20,7 @@ export function testConfig(env: Record<string, string | undefined> = {}): Config
     // Tests sign in far more often than a person does; rate limiting has its own test.
     AUTH_RATE_LIMIT_MAX: "100000",
     AUTH_SIGN_IN_RATE_LIMIT_MAX: "100000",
+    SANDBOX_UID_BASE: String(testUidBase()),
     ...env,
   });
 }

@@ -9,6 +9,7 @@ import type { SandboxRuntime } from "../../src/services/sandboxes/runtime";
 import { buildSandboxRuntime } from "../../src/services/sandboxes/setup";
 import { createTestApp, memoryLogger, type TestApp } from "./app";
 import { reapSandboxes } from "./server";
+import { testUidBase } from "./uids";
 
 /**
  * A test app with the real local driver (bubblewrap + OpenCode) in a temporary directory of its
@@ -38,7 +39,7 @@ export function useSandboxApp(env: Record<string, string> = {}, driverOptions: (
       dataDir: dir,
       opencodeBin: undefined,
       agentStartTimeoutMs: 60_000,
-      uidBase: 200_000,
+      uidBase: testUidBase(),
       openFilesLimit: 4096,
       logMaxBytes: 1024 * 1024,
       logger,

@@ -8,6 +8,7 @@ import { TEST_SECRET } from "./app";
 import { guardTableName, nftBinary } from "../../src/orchestrator/loopback-guard";
 import { unmountAllUnder } from "../../src/orchestrator/local-disk";
 import { pickLoopbackPort } from "../../src/orchestrator/processes";
+import { testUidBase } from "./uids";
 
 const ROOT = join(import.meta.dir, "..", "..");
 
@@ -83,6 +84,7 @@ async function startServerOn(port: number, options: { storage: ServerStorage; en
     LOG_LEVEL: "info",
     AUTH_RATE_LIMIT_MAX: "100000",
     AUTH_SIGN_IN_RATE_LIMIT_MAX: "100000",
+    SANDBOX_UID_BASE: String(testUidBase()),
     ...options.storage.env,
     ...options.env,
   };

@@ -12,6 +12,7 @@ import { memoryLogger, testConfig } from "../helpers/app";
 import { TEST_DATABASE_URL } from "../helpers/db";
 import { buildSandboxImage, startDockerd, type TestDockerd } from "../helpers/dockerd";
 import { abstractProbe, connectAsRoot, connectOutcome, expectAbstractScope, nftMembers, nftTableExists, tcpConnect } from "../helpers/guard";
+import { testUidBase } from "../helpers/uids";
 
 // The docker driver's per-sandbox uids and loopback guard, for real: a dockerd of our own
 // (tests/helpers/dockerd.ts), the image of scripts/build-sandbox-image.sh, two containers on the
@@ -29,7 +30,7 @@ if (skipReason) console.error(`docker loopback guard tests skipped: ${skipReason
 const dockerd = skipReason ? null : (started as TestDockerd);
 
 const run = Math.random().toString(36).slice(2, 8);
-const uidBase = 500_000 + Math.floor(Math.random() * 1_000) * 1_000;
+const uidBase = testUidBase();
 const table = dockerd ? dockerGuardTableName(dockerd.socket, null) : "";
 
 // Root-owned loopback listeners: a host service no sandbox should reach (stands in for

@@ -14,6 +14,7 @@ import { memoryLogger, testConfig } from "../helpers/app";
 import { TEST_DATABASE_URL } from "../helpers/db";
 import { abstractProbe, connectAsRoot, expectAbstractScope, connectOutcome, nftMembers, nftTableExists, tcpConnect } from "../helpers/guard";
 import { reapSandboxes } from "../helpers/server";
+import { testUidBase } from "../helpers/uids";
 
 // The local driver's loopback guard, for real: two bubblewrap sandboxes running OpenCode and an
 // add-on service, the guard's nftables table in the kernel, and connections made from inside
@@ -25,7 +26,7 @@ setDefaultTimeout(120_000);
 
 const dataDir = mkdtempSync(join(tmpdir(), "warren-loopback-guard-"));
 const run = Math.random().toString(36).slice(2, 8);
-const uidBase = 300_000 + Math.floor(Math.random() * 1_000) * 1_000;
+const uidBase = testUidBase();
 const table = guardTableName(dataDir);
 
 // Root-owned loopback listeners: a host service no sandbox should reach (stands in for

@@ -9,6 +9,7 @@ import { CONTAINER_HELPER_DIR, HELPER_PATH, SANDBOX_ENV_PREFIX } from "../../src
 import { pidsOfUid } from "../../src/orchestrator/processes";
 import { memoryLogger, testConfig } from "../helpers/app";
 import { buildSandboxImage, startDockerd, type TestDockerd } from "../helpers/dockerd";
+import { testUidBase } from "../helpers/uids";
 
 // A real dockerd of our own (tests/helpers/dockerd.ts) and the image built by
 // scripts/build-sandbox-image.sh: no mocks. Skipped, saying why, only when dockerd cannot start.
@@ -24,7 +25,7 @@ let driver: OrchestratorDriver;
 let docker: Docker;
 const used: string[] = [];
 
-const uidBase = 400_000 + Math.floor(Math.random() * 1_000) * 1_000;
+const uidBase = testUidBase();
 const newDriver = () =>
   createDriver(
     testConfig({ ORCHESTRATOR_DRIVER: "docker", DOCKER_SOCKET: dockerd!.socket, SANDBOX_OPEN_FILES_LIMIT: "1500", SANDBOX_UID_BASE: String(uidBase) }),

@@ -9,6 +9,7 @@ import { unmountAllUnder } from "../../src/orchestrator/local-disk";
 import { pidsOfUid } from "../../src/orchestrator/processes";
 import { memoryLogger, testConfig } from "../helpers/app";
 import { reapSandboxes } from "../helpers/server";
+import { testUidBase } from "../helpers/uids";
 
 // The local driver's per-sandbox disk (src/orchestrator/local-disk.ts) on real kernel mounts: real
 // loop devices, real ext4, real bubblewrap sandboxes running the real opencode binary. No mocks.
@@ -17,7 +18,7 @@ setDefaultTimeout(120_000);
 const GIB = 1024 ** 3;
 const dataDir = mkdtempSync(join(tmpdir(), "warren-local-disk-"));
 const run = Math.random().toString(36).slice(2, 8);
-const uidBase = 600_000 + Math.floor(Math.random() * 1_000) * 1_000;
+const uidBase = testUidBase();
 const env = { DATA_DIR: dataDir, ORCHESTRATOR_DRIVER: "local", SANDBOX_UID_BASE: String(uidBase) };
 const newDriver = (extra: Record<string, string> = {}) => createDriver(testConfig({ ...env, ...extra }), memoryLogger("warn").logger);
 const driver: OrchestratorDriver = newDriver();

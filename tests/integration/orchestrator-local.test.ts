@@ -10,6 +10,7 @@ import { SANDBOX_ENV_PREFIX } from "../../src/orchestrator/landlock";
 import { pidsOfUid } from "../../src/orchestrator/processes";
 import { memoryLogger, testConfig } from "../helpers/app";
 import { reapSandboxes } from "../helpers/server";
+import { testUidBase } from "../helpers/uids";
 
 // Real bubblewrap sandboxes running the real opencode binary: no mocks. Each start costs seconds.
 setDefaultTimeout(120_000);
@@ -18,7 +19,7 @@ const dataDir = mkdtempSync(join(tmpdir(), "warren-local-driver-"));
 // Sandbox uids and cgroup names are host-wide: a run of its own (two test runs may overlap on one
 // machine) keeps both apart from any other run's.
 const run = Math.random().toString(36).slice(2, 8);
-const uidBase = 300_000 + Math.floor(Math.random() * 1_000) * 1_000;
+const uidBase = testUidBase();
 const env = { DATA_DIR: dataDir, ORCHESTRATOR_DRIVER: "local", SANDBOX_OPEN_FILES_LIMIT: "1500", SANDBOX_UID_BASE: String(uidBase) };
 const newDriver = (extra: Record<string, string> = {}) => createDriver(testConfig({ ...env, ...extra }), memoryLogger().logger);
 const driver: OrchestratorDriver = newDriver();

@@ -7,6 +7,7 @@ import { buildSandboxRuntime } from "../../src/services/sandboxes/setup";
 import { json, memoryLogger, signUp, useTestApp } from "../helpers/app";
 import { expectError } from "../helpers/expect";
 import { securitySuite } from "../helpers/security";
+import { testUidBase } from "../helpers/uids";
 
 // A deployment whose agent binary is missing: the API still serves, says why sandboxes cannot
 // start, and refuses to start one instead of running it unsandboxed or half-configured.
@@ -19,7 +20,7 @@ const app = useTestApp({
         dataDir: mkdtempSync(join(tmpdir(), "warren-nodriver-")),
         opencodeBin: "/nonexistent/bin/opencode",
         agentStartTimeoutMs: 5000,
-        uidBase: 200_000,
+        uidBase: testUidBase(),
         openFilesLimit: 1024,
         logMaxBytes: 65536,
         logger: memoryLogger("silent").logger,
