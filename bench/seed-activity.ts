@@ -23,8 +23,11 @@ or bench/seed-chat.ts), fast (COPY):
     spread at random over the other users;
   - actions as the services record them: sandbox lifecycle entries (entity = one of the user's own
     sandboxes), sign-ins with an IP address and user agent, preference and credential changes,
-    about 10% by the system (reconciler); spread over the past year and interleaved in the table
-    as a year of writes by everyone would leave them;
+    about 10% by the system (reconciler); spread over the past 89 days and interleaved in the
+    table as months of writes by everyone would leave them: inside the default retention period
+    (ACTIVITY_RETENTION_DAYS=90), as a running Warren keeps activity_log (older entries are moved
+    to the archive), so the server's retention job finds nothing to move in the middle of a
+    measurement;
   - no secret anywhere (metadata holds names and statuses only).
 
 activity_log's secondary indexes are dropped for the COPY and rebuilt from their own definitions
@@ -43,7 +46,12 @@ Environment: DATABASE_URL (required).
 export type ActivitySeedOptions = { databaseUrl: string; entries: number; heavyEntries: number; heavyEmail: string; quiet: boolean };
 export type ActivitySeedResult = { entries: number; heavyEntries: number; heavyUserId: string; seconds: number };
 
-const YEAR_MS = 365 * 24 * 3600 * 1000;
+/**
+ * Entries are this recent: a day inside the default retention period (90 days), so none expires
+ * during a run. A year-long spread left ~75% expired, and the server's retention job moved them to
+ * the archive from 60 s after it started: in the middle of bench:api's runs.
+ */
+const SPREAD_MS = 89 * 24 * 3600 * 1000;
 const SANDBOX_ACTIONS = ["sandbox.create", "sandbox.start", "sandbox.stop", "sandbox.running", "sandbox.stopped", "sandbox.update", "sandbox.restart"];
 const USER_ACTIONS = ["auth.sign_in", "auth.sign_in", "auth.sign_in", "preferences.update", "agent_config.update", "credential.set", "auth.sign_out"];
 const SYSTEM_ACTIONS = ["sandbox.reconciled", "sandbox.stopped", "sandbox.failed"];
@@ -110,7 +118,7 @@ export async function seedActivity(o: ActivitySeedOptions): Promise<ActivitySeed
       const onSandbox = own !== undefined && (system || random() < 0.6);
       const action = system ? pick(SYSTEM_ACTIONS) : onSandbox ? pick(SANDBOX_ACTIONS) : pick(USER_ACTIONS);
       const sandboxId = onSandbox ? pick(own!) : null;
-      const created = new Date(now - random() * YEAR_MS).toISOString();
+      const created = new Date(now - random() * SPREAD_MS).toISOString();
       const signIn = action.startsWith("auth.");
       const metadata =
         action === "sandbox.create" ? { name: `${pick(["api", "web", "docs", "ml", "bot"])}-${Math.floor(random() * 1000)}`, tier: "starter" }
