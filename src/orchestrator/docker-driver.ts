@@ -5,6 +5,7 @@ import { addonUrls, planServices, requireArgs, superviseArgs, waitForServices } 
 import { DockerUids, ignoring, LABEL_MANAGED, LABEL_SANDBOX, LABEL_UID, parseUid } from "./docker-uids";
 import { availableWith, DriverUnavailableError, type AddonAvailability, type AddonSpec, type Availability, type OrchestratorDriver, type WorkloadFile, type WorkloadInfo, type WorkloadSpec, type WriteOptions } from "./driver";
 import { containerHelper, launcherEnv, scopesSupported, scopeUnavailableNote } from "./landlock";
+import { assertUidUnshared } from "./sandbox-uids";
 import { assertSandboxId, PRUNE_SCRIPT, pruneManifest, sandboxEnv, SANDBOX_HOME, SANDBOX_WORKSPACE, validateFiles, waitForAgent } from "./opencode";
 import { dockerGuardTableName, dropGuardTableNamed, GUARD_OFF_NOTE, INSTALL_NFT, LoopbackGuard } from "./loopback-guard";
 import { freeLoopbackPort } from "./processes";
@@ -152,6 +153,7 @@ export class DockerDriver implements OrchestratorDriver {
     const { uid, created } = await this.uids.claim(id, volume, labels, previousUid);
     // A new volume gets the image's /home (uid 1000's) on first mount; an old one is 1000's too. A
     // previous container with this uid means it was already done.
+    assertUidUnshared(uid);
     if (created || previousUid !== uid) await this.uids.chownVolume(id, spec.image, volume, uid);
     // Before anything runs as the uid: from now on it may reach its own loopback listeners only.
     if (this.guard) await this.guard.admit(uid);

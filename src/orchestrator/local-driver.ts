@@ -11,7 +11,7 @@ import { SandboxDisks, type DiskOutcome, type StorageQuota } from "./local-disk"
 import { LocalStore, type LocalState } from "./local-store";
 import { HELPER_PATH, helperArgv, launcherEnv, scopesSupported, scopeUnavailableNote } from "./landlock";
 import { dropGuardTable, GUARD_OFF_NOTE, INSTALL_NFT, LoopbackGuard } from "./loopback-guard";
-import { uidInUse } from "./sandbox-uids";
+import { assertUidUnshared, uidInUse } from "./sandbox-uids";
 import { KeyedQueue } from "./serial";
 import { assertSandboxId, resolveOpencodeBinary, validateFiles, sandboxEnv, SANDBOX_HOME, SANDBOX_WORKSPACE, waitForAgent } from "./opencode";
 import { descendantPidNamespace, freeLoopbackPort, isOurProcess, pidNamespace, pidsOfUid, processStartTime, signal, waitUntil } from "./processes";
@@ -169,6 +169,7 @@ export class LocalDriver implements OrchestratorDriver {
     const previous = this.store.read(id);
     mkdirSync(this.store.dir(id), { recursive: true, mode: 0o700 });
     const uid = previous?.uid ?? this.store.claimUid(this.options.uidBase, uidInUse);
+    assertUidUnshared(uid);
     // Before anything runs as the uid: from now on it may reach its own loopback listeners only.
     if (this.guard) await this.guard.admit(uid);
     else if (!this.guardOffCleared) {

@@ -30,3 +30,20 @@ export function uidInUse(uid: number): boolean {
   }
   return accounts.split("\n").some((line) => line.split(":")[2] === String(uid)) || pidsOfUid(uid).length > 0;
 }
+
+/**
+ * Checked right before a sandbox's processes are spawned, its own leftovers already swept: any
+ * process still running as its uid is someone else's, most likely a sandbox of another Warren on
+ * this host that claims from an overlapping SANDBOX_UID_BASE (claims are per data directory or per
+ * Docker daemon). Two running sandboxes under one uid would reach each other's loopback listeners
+ * (add-ons without a password), and each Warren's guard would refuse the other's allow-listed
+ * connections. The start fails, naming the setting to change, instead.
+ */
+export function assertUidUnshared(uid: number): void {
+  const pids = pidsOfUid(uid);
+  if (pids.length === 0) return;
+  throw new Error(
+    `host uid ${uid}, this sandbox's, is in use by ${pids.length === 1 ? "another process" : `${pids.length} other processes`} (pid ${pids.slice(0, 5).join(", ")}): ` +
+      "another Warren on this host hands out uids from an overlapping range; give each one its own SANDBOX_UID_BASE, 100,000 or more apart",
+  );
+}

@@ -170,6 +170,15 @@ describe.skipIf(skipReason !== null)("docker driver", () => {
     expect(existsSync(`/proc/${pid}`)).toBe(false);
     await driver.stop(id);
 
+    // Something else running as the sandbox's uid (another Warren's sandbox from an overlapping
+    // SANDBOX_UID_BASE): the start is refused, nothing runs; once it is gone the start goes ahead.
+    const uid = Number((await containerOf(id)).Config.Labels["warren.uid"]);
+    const bystander = Bun.spawn(["setpriv", `--reuid=${uid}`, `--regid=${uid}`, "--clear-groups", "sleep", "60"]);
+    await expect(driver.start(s)).rejects.toThrow(/host uid \d+, this sandbox's, is in use .*SANDBOX_UID_BASE/);
+    expect(pidsOfUid(uid)).toEqual([bystander.pid]);
+    bystander.kill("SIGKILL");
+    await bystander.exited;
+
     await driver.start(s);
     const pid2 = (await containerOf(id)).State.Pid;
     expect(readFileSync(`/proc/${pid2}/root/home/workspace/kept.txt`, "utf8")).toBe("still here");

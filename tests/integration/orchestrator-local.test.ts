@@ -191,6 +191,11 @@ describe("local driver", () => {
     await driver.stop(id, { timeoutMs: 5_000 });
     expect(await driver.inspect(id)).toMatchObject({ state: "stopped", workloadId: null, agentUrl: null });
     expect(pidsOfUid(uid)).toEqual([bystander.pid]);
+    // Nor will it start again under a uid something else runs as: the two would reach each
+    // other's loopback listeners. The error names the setting that keeps two Warrens apart.
+    await expect(driver.start(s)).rejects.toThrow(/host uid \d+, this sandbox's, is in use .*SANDBOX_UID_BASE/);
+    expect(pidsOfUid(uid)).toEqual([bystander.pid]);
+    expect((await driver.inspect(id)).state).toBe("stopped");
     bystander.kill("SIGKILL");
     await bystander.exited;
     expect(pidsOfUid(uid)).toEqual([]);
