@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
-import { resolve } from "node:path";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
 import type { Logger } from "../lib/logger";
 
 /**
@@ -34,6 +35,12 @@ import type { Logger } from "../lib/logger";
  * The local driver keeps one table per data directory (guardTableName); the docker driver one per
  * Docker socket and data directory (dockerGuardTableName), its members the uids on its running
  * containers' labels. Both hand out uids from the same range (sandbox-uids.ts).
+ *
+ * A local table's data directory is recorded in GUARD_REGISTRY_DIR. A Warren that crashed and whose
+ * data directory was then deleted leaves a table no one would ever drop, and its members (uids
+ * another Warren on the host may hand out again) would keep being judged by it: that sandbox's
+ * connections to its own Warren's allow-listed ports were dropped. The first table written by a
+ * process drops every recorded table whose data directory no longer exists.
  */
 
 export type LoopbackGuardOptions = (
@@ -51,6 +58,13 @@ export const GUARD_OFF_NOTE =
   "loopback guard off (SANDBOX_LOOPBACK_GUARD=off): every sandbox can connect to every loopback port of this host, including other sandboxes' add-ons (code-server without a password) and local databases";
 
 export type GuardCheck = { ok: true } | { ok: false; reason: string };
+
+/**
+ * Local tables' data directories, one file per table (root's; /run is emptied at boot, as the
+ * tables are).
+ */
+export const GUARD_REGISTRY_DIR = "/run/warren/loopback-guard";
+let orphansCollected = false;
 
 /** A refused (port, uid) answers resets for this long: covers the SYN retransmissions of one connect(). */
 const REFUSED_TIMEOUT_S = 10;
@@ -83,6 +97,8 @@ const uint = (n: number, max: number) => {
 
 export class LoopbackGuard {
   readonly table: string;
+  /** The data directory of a local table (recorded in GUARD_REGISTRY_DIR); null for the docker driver's. */
+  private readonly dataDir: string | null;
   private readonly family = "inet";
   /** Uids admitted by this process whose sandbox may not be running yet (start in progress). */
   private readonly pending = new Set<number>();
@@ -96,6 +112,7 @@ export class LoopbackGuard {
     private readonly running: () => number[] | Promise<number[]>,
   ) {
     this.table = "table" in options ? options.table : guardTableName(options.dataDir);
+    this.dataDir = "dataDir" in options ? resolve(options.dataDir) : null;
     for (const p of options.allowPorts) uint(p, 65535);
   }
 
@@ -217,6 +234,7 @@ export class LoopbackGuard {
       if (this.pending.size > 0) return;
       this.restored = false;
       await dropGuardTableNamed(this.table, this.options.logger);
+      if (this.dataDir) rmSync(join(GUARD_REGISTRY_DIR, this.table), { force: true });
     });
   }
 
@@ -231,9 +249,21 @@ export class LoopbackGuard {
   }
 
   private async rebuild(): Promise<void> {
+    if (!orphansCollected) {
+      orphansCollected = true;
+      await dropOrphanedTables(this.table, this.options.logger);
+    }
     const uids = new Set([...(await this.running()), ...this.pending]);
     const result = await this.nft(this.script(uids));
     if (!result.ok) throw new Error(`loopback guard: nftables refused table ${this.ref}: ${result.error}`);
+    if (this.dataDir) {
+      try {
+        mkdirSync(GUARD_REGISTRY_DIR, { recursive: true, mode: 0o700 });
+        writeFileSync(join(GUARD_REGISTRY_DIR, this.table), this.dataDir, { mode: 0o600 });
+      } catch (err) {
+        this.options.logger.warn({ err, table: this.table }, "loopback guard: could not record the table's data directory");
+      }
+    }
     this.restored = true;
     this.options.logger.info({ table: this.table, sandboxUids: uids.size }, "loopback guard table written");
   }
@@ -249,9 +279,42 @@ export class LoopbackGuard {
   }
 }
 
+/**
+ * Drops the recorded local tables (other than `own`) whose data directory no longer exists: no
+ * Warren can run that directory's sandboxes any more (their disks lived in it), so nothing is left
+ * to guard, and the table's uids may be handed out again on this host.
+ */
+export async function dropOrphanedTables(own: string, logger: Logger): Promise<string[]> {
+  let names: string[];
+  try {
+    names = readdirSync(GUARD_REGISTRY_DIR).filter((n) => /^warren_[0-9a-f]{8}$/.test(n) && n !== own);
+  } catch {
+    return [];
+  }
+  const dropped: string[] = [];
+  for (const name of names) {
+    const file = join(GUARD_REGISTRY_DIR, name);
+    let dataDir: string;
+    try {
+      dataDir = readFileSync(file, "utf8");
+    } catch {
+      continue; // Dropped by its own Warren meanwhile.
+    }
+    // Only a record this code wrote (the table's name is its directory's hash) and whose directory is gone.
+    if (!dataDir.startsWith("/") || guardTableName(dataDir) !== name || existsSync(dataDir)) continue;
+    await dropGuardTableNamed(name, logger);
+    rmSync(file, { force: true });
+    dropped.push(name);
+    logger.info({ table: name, dataDir }, "loopback guard: dropped the table of a data directory that no longer exists");
+  }
+  return dropped;
+}
+
 /** Deletes the data directory's table if there is one (no sandbox left, or the guard turned off). */
-export function dropGuardTable(dataDir: string, logger: Logger): Promise<void> {
-  return dropGuardTableNamed(guardTableName(dataDir), logger);
+export async function dropGuardTable(dataDir: string, logger: Logger): Promise<void> {
+  const name = guardTableName(dataDir);
+  await dropGuardTableNamed(name, logger);
+  rmSync(join(GUARD_REGISTRY_DIR, name), { force: true });
 }
 
 export async function dropGuardTableNamed(table: string, logger: Logger): Promise<void> {

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { networkInterfaces, tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TCPSocketListener } from "bun";
@@ -7,7 +7,7 @@ import { createDriver, type OrchestratorDriver, type WorkloadSpec } from "../../
 import { serviceAddon, workloadSpec } from "../helpers/sandboxes";
 import { agentAuthHeader } from "../../src/orchestrator/local-driver";
 import { scopeUnavailableNote } from "../../src/orchestrator/landlock";
-import { guardTableName, LoopbackGuard } from "../../src/orchestrator/loopback-guard";
+import { dropOrphanedTables, GUARD_REGISTRY_DIR, guardTableName, LoopbackGuard } from "../../src/orchestrator/loopback-guard";
 import { pidsOfUid } from "../../src/orchestrator/processes";
 import { orchestratorStatus } from "../../src/routes/orchestrator";
 import { memoryLogger, testConfig } from "../helpers/app";
@@ -210,6 +210,40 @@ describe("loopback guard, the table's lifetime", () => {
     } finally {
       reapSandboxes(dir);
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("loopback guard, tables left behind", () => {
+  test("a table whose data directory was deleted (a crashed Warren's) is dropped; one whose directory exists is kept", async () => {
+    // Two data directories whose Warren crashed with a sandbox admitted (nothing released, nothing
+    // dropped); then one directory is deleted. Its table would go on judging the uid it holds,
+    // which another Warren on this host may hand out again.
+    const gone = mkdtempSync(join(tmpdir(), "warren-guard-gone-"));
+    const kept = mkdtempSync(join(tmpdir(), "warren-guard-kept-"));
+    const exists = async (name: string) => (await Bun.spawn(["nft", "list", "table", "inet", name], { stdout: "ignore", stderr: "ignore" }).exited) === 0;
+    const { logger, lines } = memoryLogger();
+    try {
+      for (const dir of [gone, kept]) await new LoopbackGuard({ dataDir: dir, allowPorts: [], logger }, () => []).admit(uidBase + 998);
+      expect(readFileSync(join(GUARD_REGISTRY_DIR, guardTableName(gone)), "utf8")).toBe(gone);
+      rmSync(gone, { recursive: true, force: true });
+
+      // What the first table a Warren process writes does first (rebuild), with its own table's name.
+      const dropped = await dropOrphanedTables(table, logger);
+      expect(dropped).toContain(guardTableName(gone));
+      expect(dropped).not.toContain(guardTableName(kept));
+      expect(await exists(guardTableName(gone))).toBe(false);
+      expect(existsSync(join(GUARD_REGISTRY_DIR, guardTableName(gone)))).toBe(false);
+      expect(await exists(guardTableName(kept))).toBe(true);
+      expect(lines.some((l) => l.includes("no longer exists") && l.includes(guardTableName(gone)))).toBe(true);
+    } finally {
+      const guard = new LoopbackGuard({ dataDir: kept, allowPorts: [], logger }, () => []);
+      await guard.release(uidBase + 998);
+      await guard.drop();
+      expect(await exists(guardTableName(kept))).toBe(false);
+      expect(existsSync(join(GUARD_REGISTRY_DIR, guardTableName(kept)))).toBe(false);
+      rmSync(gone, { recursive: true, force: true });
+      rmSync(kept, { recursive: true, force: true });
     }
   });
 });
