@@ -233,8 +233,7 @@ export class LoopbackGuard {
     return this.serial(async () => {
       if (this.pending.size > 0) return;
       this.restored = false;
-      await dropGuardTableNamed(this.table, this.options.logger);
-      if (this.dataDir) rmSync(join(GUARD_REGISTRY_DIR, this.table), { force: true });
+      await (this.dataDir ? dropGuardTable(this.dataDir, this.options.logger) : dropGuardTableNamed(this.table, this.options.logger));
     });
   }
 

@@ -198,15 +198,14 @@ describe("loopback guard, the table's lifetime", () => {
     // admitted but has not written its state yet; dropping then would leave that sandbox unguarded.
     const dir = mkdtempSync(join(tmpdir(), "warren-guard-drop-"));
     const name = guardTableName(dir);
-    const exists = async () => (await Bun.spawn(["nft", "list", "table", "inet", name], { stdout: "ignore", stderr: "ignore" }).exited) === 0;
     const guard = new LoopbackGuard({ dataDir: dir, allowPorts: [], logger: memoryLogger().logger }, () => []);
     try {
       await guard.admit(uidBase + 999);
       await guard.drop();
-      expect(await exists()).toBe(true);
+      expect(await nftTableExists(name)).toBe(true);
       await guard.release(uidBase + 999);
       await guard.drop();
-      expect(await exists()).toBe(false);
+      expect(await nftTableExists(name)).toBe(false);
     } finally {
       reapSandboxes(dir);
       rmSync(dir, { recursive: true, force: true });
@@ -221,7 +220,6 @@ describe("loopback guard, tables left behind", () => {
     // which another Warren on this host may hand out again.
     const gone = mkdtempSync(join(tmpdir(), "warren-guard-gone-"));
     const kept = mkdtempSync(join(tmpdir(), "warren-guard-kept-"));
-    const exists = async (name: string) => (await Bun.spawn(["nft", "list", "table", "inet", name], { stdout: "ignore", stderr: "ignore" }).exited) === 0;
     const { logger, lines } = memoryLogger();
     try {
       for (const dir of [gone, kept]) await new LoopbackGuard({ dataDir: dir, allowPorts: [], logger }, () => []).admit(uidBase + 998);
@@ -232,15 +230,15 @@ describe("loopback guard, tables left behind", () => {
       const dropped = await dropOrphanedTables(table, logger);
       expect(dropped).toContain(guardTableName(gone));
       expect(dropped).not.toContain(guardTableName(kept));
-      expect(await exists(guardTableName(gone))).toBe(false);
+      expect(await nftTableExists(guardTableName(gone))).toBe(false);
       expect(existsSync(join(GUARD_REGISTRY_DIR, guardTableName(gone)))).toBe(false);
-      expect(await exists(guardTableName(kept))).toBe(true);
+      expect(await nftTableExists(guardTableName(kept))).toBe(true);
       expect(lines.some((l) => l.includes("no longer exists") && l.includes(guardTableName(gone)))).toBe(true);
     } finally {
       const guard = new LoopbackGuard({ dataDir: kept, allowPorts: [], logger }, () => []);
       await guard.release(uidBase + 998);
       await guard.drop();
-      expect(await exists(guardTableName(kept))).toBe(false);
+      expect(await nftTableExists(guardTableName(kept))).toBe(false);
       expect(existsSync(join(GUARD_REGISTRY_DIR, guardTableName(kept)))).toBe(false);
       rmSync(gone, { recursive: true, force: true });
       rmSync(kept, { recursive: true, force: true });
