@@ -1,8 +1,8 @@
-import { createHmac, randomUUID, timingSafeEqual } from "node:crypto";
+import { createHmac, timingSafeEqual } from "node:crypto";
 import { eq, sql } from "drizzle-orm";
 import { session as sessionTable, user as userTable } from "../../db/schema";
 import type { Database } from "../database/client";
-import type { DatabaseListener } from "../database/listener";
+import { invalidationFeed } from "../database/invalidations";
 import type { Logger } from "../lib/logger";
 import type { Auth, AuthSession } from "./auth";
 
@@ -51,7 +51,6 @@ export interface SessionResolver {
 }
 
 const BEARER = "bearer ";
-const SETTLE_TIMEOUT_MS = 2000;
 
 export function createSessionResolver(deps: {
   auth: Auth;
@@ -79,13 +78,8 @@ export function createSessionResolver(deps: {
   // Bumped by every invalidation: a miss that read the database before an invalidation arrived
   // must not cache what it read (it may be the very row that was just revoked).
   let generation = 0;
-  const settleWaiters = new Map<string, () => void>();
 
   const cacheEnabled = options.ttlMs > 0;
-  let listener: DatabaseListener | undefined;
-  let listening = false;
-  let unlisten: (() => void) | undefined;
-  let unwatch: (() => void) | undefined;
 
   const drop = (token: string) => {
     const entry = byToken.get(token);
@@ -103,41 +97,29 @@ export function createSessionResolver(deps: {
     tokensByUser.clear();
   };
 
-  const onNotify = (payload: string) => {
-    const kind = payload.slice(0, 2);
-    const id = payload.slice(2);
-    if (kind === "b:") {
-      settleWaiters.get(id)?.();
-      return;
-    }
-    generation++;
-    if (kind === "s:") {
-      const token = tokenBySessionId.get(id);
-      if (token) drop(token);
-    } else if (kind === "u:") {
-      for (const token of [...(tokensByUser.get(id) ?? [])]) drop(token);
-    } else {
-      clear();
-    }
-  };
-
-  const startListening = () => {
-    if (!cacheEnabled || listener) return;
-    listener = database.listener();
-    unwatch = listener.onHealth((healthy) => {
-      // Whatever happened while the connection was down is unknown: start from nothing.
-      clear();
-      listening = healthy;
-      logger.info({ healthy }, healthy ? "session cache listening again" : "session cache off: listener lost");
-    });
-    listener
-      .listen(AUTH_CHANNEL, onNotify)
-      .then((stop) => {
-        unlisten = stop;
+  const feed = invalidationFeed({
+    database,
+    logger,
+    channel: AUTH_CHANNEL,
+    name: "session cache",
+    settlePrefix: "b:",
+    reset: clear,
+    onMessage: (payload) => {
+      generation++;
+      const kind = payload.slice(0, 2);
+      const id = payload.slice(2);
+      if (kind === "s:") {
+        const token = tokenBySessionId.get(id);
+        if (token) drop(token);
+      } else if (kind === "u:") {
+        for (const token of [...(tokensByUser.get(id) ?? [])]) drop(token);
+      } else {
         clear();
-        listening = listener!.healthy;
-      })
-      .catch((err: unknown) => logger.warn({ err }, "session cache could not LISTEN; sessions are read from the database"));
+      }
+    },
+  });
+  const startListening = () => {
+    if (cacheEnabled) feed.start();
   };
 
   const lookup = db
@@ -185,7 +167,7 @@ export function createSessionResolver(deps: {
       const token = credential(headers);
       if (!token) return null;
       const now = Date.now();
-      if (listening) {
+      if (feed.trusted) {
         const entry = byToken.get(token);
         if (entry && entry.until > now && entry.value.session.expiresAt.getTime() > now) {
           hits++;
@@ -203,7 +185,7 @@ export function createSessionResolver(deps: {
         return auth.api.getSession({ headers });
       }
       const value = row as ResolvedSession;
-      if (listening && seen === generation) {
+      if (feed.trusted && seen === generation) {
         if (byToken.size >= options.maxEntries) {
           const oldest = byToken.keys().next().value;
           if (oldest !== undefined) drop(oldest);
@@ -217,36 +199,14 @@ export function createSessionResolver(deps: {
       return value;
     },
 
-    async settle() {
-      if (!listening) return;
-      const nonce = randomUUID();
-      const arrived = new Promise<boolean>((resolve) => {
-        const timer = setTimeout(() => resolve(false), SETTLE_TIMEOUT_MS);
-        settleWaiters.set(nonce, () => {
-          clearTimeout(timer);
-          resolve(true);
-        });
-      });
-      try {
-        // Notifications arrive in commit order: once this one is here, so is every earlier one.
-        await db.execute(sql`select pg_notify(${AUTH_CHANNEL}, ${`b:${nonce}`})`);
-        if (!(await arrived)) clear();
-      } catch {
-        clear();
-      } finally {
-        settleWaiters.delete(nonce);
-      }
-    },
+    settle: () => feed.settle(),
 
     stats() {
-      return { entries: byToken.size, hits, misses, enabled: listening };
+      return { entries: byToken.size, hits, misses, enabled: feed.trusted };
     },
 
     close() {
-      unwatch?.();
-      unlisten?.();
-      clear();
-      listening = false;
+      feed.close();
     },
   };
 }
