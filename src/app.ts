@@ -14,6 +14,7 @@ import { AppError } from "./errors";
 import { newId } from "./lib/ids";
 import type { Logger } from "./lib/logger";
 import { validationHook } from "./lib/openapi";
+import { createPageCache, type PageCache } from "./lib/page-cache";
 import { clientIp } from "./middleware/client-ip";
 import { authErrorResponse, errorHandler, notFoundHandler, sendError } from "./middleware/errors";
 import { requestLog } from "./middleware/request-log";
@@ -56,6 +57,8 @@ export type AppDeps = {
   auth?: Auth;
   /** Session resolution with its cache (src/auth/session-cache.ts); built from auth and database when not given. */
   sessions?: SessionResolver;
+  /** Rendered list pages (src/lib/page-cache.ts); built from config and database when not given. */
+  pages?: PageCache;
   /** Injectable clock for services and jobs (tests pass a fake one). */
   now?: () => Date;
   /** Change notifications across instances; built from the database when not given (the caller closes it). */
@@ -69,7 +72,7 @@ export type AppDeps = {
 };
 
 /** Headers browsers may send cross-origin, and response headers they may read. */
-const CORS_ALLOW_HEADERS = ["Content-Type", "Authorization", "Idempotency-Key", "If-Match", "Last-Event-ID", "X-Request-Id"];
+const CORS_ALLOW_HEADERS = ["Content-Type", "Authorization", "Idempotency-Key", "If-Match", "If-None-Match", "Last-Event-ID", "X-Request-Id"];
 const CORS_EXPOSE_HEADERS = ["X-Request-Id", "ETag", "Retry-After", "Location", "set-auth-token"];
 
 /**
@@ -84,6 +87,7 @@ export function createApp(deps: AppDeps) {
   const sessions =
     deps.sessions ??
     createSessionResolver({ auth, database, secret: config.authSecret, logger, options: config.sessionCache });
+  const pages = deps.pages ?? createPageCache({ database, logger, options: config.pageCache });
   const sandboxes =
     deps.sandboxes ?? buildSandboxRuntime({ config, db: database.db, logger, now, driver: createDriver(config, logger) });
   // Changed configuration and credentials reach the owner's running sandboxes.
@@ -150,6 +154,7 @@ export function createApp(deps: AppDeps) {
   app.use("/api/*", (c, next) => (LONG_LIVED.test(c.req.path) ? next() : deadline(c, next)));
   app.use(async (c, next) => {
     c.set("auth", auth);
+    c.set("pages", pages);
     await next();
   });
 
@@ -189,6 +194,12 @@ export function createApp(deps: AppDeps) {
   // mounted ahead of requireUser, which its handlers never reach.
   app.route("/api/v1", mcpRoutes({ db: database.db, now }));
   app.use("/api/v1/*", requireUser(sessions, database.db, now));
+  // A request that may write drops its caller's cached pages here before it answers, so the
+  // client's next read sees the write; other instances learn it from the triggers at commit.
+  app.use("/api/v1/*", async (c, next) => {
+    await next();
+    if (c.req.method !== "GET" && c.req.method !== "HEAD") pages.invalidate(c.get("scope").userId);
+  });
   app.use(
     "/api/v1/*",
     bindVault({

@@ -157,6 +157,10 @@ const envSchema = z
     // Sign-out and revocation still take effect at once: see src/auth/session-cache.ts.
     SESSION_CACHE_TTL_SECONDS: intInRange(0, 3_600, 30),
     SESSION_CACHE_MAX_ENTRIES: intInRange(1, 10_000_000, 50_000),
+    // Rendered list pages are kept this long per instance (0: every page is read and rendered).
+    // Every change reaches every instance at commit: see src/lib/page-cache.ts.
+    PAGE_CACHE_TTL_SECONDS: intInRange(0, 3_600, 30),
+    PAGE_CACHE_MAX_MB: intInRange(1, 65_536, 64),
     AUTH_RATE_LIMIT_MAX: intInRange(1, 1_000_000, 100),
     AUTH_RATE_LIMIT_WINDOW_SECONDS: intInRange(1, 86_400, 60),
     AUTH_SIGN_IN_RATE_LIMIT_MAX: intInRange(1, 1_000_000, 10),
@@ -267,6 +271,8 @@ export type Config = {
   eventsHeartbeatMs: number;
   /** src/auth/session-cache.ts; ttlMs 0 turns the cache off. */
   sessionCache: { ttlMs: number; maxEntries: number };
+  /** src/lib/page-cache.ts; ttlMs 0 turns the cache off. */
+  pageCache: { ttlMs: number; maxBytes: number };
   /** Per client address and window; sign-in/up and password changes have their own, lower max. */
   authRateLimit: { max: number; signInMax: number; windowSeconds: number };
   /** The vault keyring; in development a generated key kept in DATA_DIR (0600). */
@@ -354,6 +360,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     },
     eventsHeartbeatMs: env.EVENTS_HEARTBEAT_MS,
     sessionCache: { ttlMs: env.SESSION_CACHE_TTL_SECONDS * 1000, maxEntries: env.SESSION_CACHE_MAX_ENTRIES },
+    pageCache: { ttlMs: env.PAGE_CACHE_TTL_SECONDS * 1000, maxBytes: env.PAGE_CACHE_MAX_MB * 1024 * 1024 },
     authRateLimit: {
       max: env.AUTH_RATE_LIMIT_MAX,
       signInMax: env.AUTH_SIGN_IN_RATE_LIMIT_MAX,

@@ -1,6 +1,7 @@
 import type { Auth, AuthSession } from "./auth/auth";
 import type { Db } from "./database/client";
 import type { Logger } from "./lib/logger";
+import type { PageCache } from "./lib/page-cache";
 import type { Vault } from "./services/credentials/vault";
 
 /**
@@ -35,5 +36,7 @@ export type AppEnv = {
     auth: Auth;
     /** The caller's credential vault (src/middleware/vault.ts): the only way to credentials. */
     vault: Vault;
+    /** Rendered list pages (src/lib/page-cache.ts). */
+    pages: PageCache;
   };
 };

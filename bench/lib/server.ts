@@ -34,6 +34,8 @@ export function warrenEnv(databaseUrl: string, port: number): Record<string, str
     DATABASE_URL: databaseUrl,
     // No network fetch of the model catalog in the middle of a measurement.
     PROVIDER_CATALOG_REFRESH_MINUTES: "0",
+    // `PAGE_CACHE_TTL_SECONDS=0 bun run bench:…` measures list pages without the page cache.
+    ...(process.env.PAGE_CACHE_TTL_SECONDS !== undefined ? { PAGE_CACHE_TTL_SECONDS: process.env.PAGE_CACHE_TTL_SECONDS } : {}),
   };
 }
 

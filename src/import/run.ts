@@ -2,6 +2,7 @@ import { sql } from "drizzle-orm";
 import type { Keyring } from "../crypto/keyring";
 import { queryRows, type Database, type Executor } from "../database/client";
 import type { Logger } from "../lib/logger";
+import { PAGES_CHANNEL } from "../lib/page-cache";
 import { LEGACY_CREDENTIALS_TABLE } from "../services/credentials/import";
 import { assigneeKnown, ImportUsageError, planCredentials, writeCredentials } from "./credentials";
 import { importReferenceData, loadCatalog } from "./reference-data";
@@ -195,6 +196,9 @@ export async function importLegacy(opts: ImportOptions): Promise<ImportReport> {
       }
       report.verification.ok = report.verification.mismatches.length === 0;
       if (!report.verification.ok || report.dryRun) throw new Rollback();
+      // Bulk statements ran with triggers off (copy-writer.ts): running instances drop every
+      // cached page at commit (migration 0015).
+      await tx.execute(sql`select pg_notify(${PAGES_CHANNEL}, '*')`);
     });
     report.committed = true;
   } catch (err) {

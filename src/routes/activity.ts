@@ -1,4 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import { cachedPage, notModified } from "../lib/page-cache";
 import { authSecurity, createRouter, errorResponses } from "../lib/openapi";
 import { PageQuery, pageOf } from "../lib/pagination";
 import { exportActivity } from "../services/activity/export";
@@ -94,13 +95,13 @@ export function activityRoutes() {
         request: { query: ActivityQuery },
         responses: {
           200: { description: "A page of entries", content: { "application/json": { schema: pageOf(ActivityEntrySchema, "ActivityPage") } } },
+          ...notModified,
           ...errorResponses(),
         },
       }),
       async (c) => {
         const q = c.req.valid("query");
-        const page = await listActivity(c.get("scope"), { ...q, from: toDate(q.from), to: toDate(q.to) });
-        return c.json(page, 200);
+        return cachedPage(c, () => listActivity(c.get("scope"), { ...q, from: toDate(q.from), to: toDate(q.to) }));
       },
     )
     .openapi(

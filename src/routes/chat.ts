@@ -1,4 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import { cachedPage, notModified } from "../lib/page-cache";
 import { AppError } from "../errors";
 import { authSecurity, createRouter, errorResponses } from "../lib/openapi";
 import { PageQuery, pageOf } from "../lib/pagination";
@@ -181,9 +182,9 @@ export function chatRoutes(rt: SandboxRuntime) {
         summary: "The sandbox's chat sessions, most recently active first",
         security: authSecurity,
         request: { params: SandboxParam, query: SessionListQuery },
-        responses: { 200: json(pageOf(ChatSession, "ChatSessionPage"), "A page of sessions"), ...errorResponses(404) },
+        responses: { 200: json(pageOf(ChatSession, "ChatSessionPage"), "A page of sessions"), ...notModified, ...errorResponses(404) },
       }),
-      async (c) => c.json(await listSessions(c.get("scope"), { ...c.req.valid("query"), sandboxId: c.req.valid("param").id }), 200),
+      async (c) => cachedPage(c, () => listSessions(c.get("scope"), { ...c.req.valid("query"), sandboxId: c.req.valid("param").id })),
     )
     .openapi(
       createRoute({
@@ -193,11 +194,11 @@ export function chatRoutes(rt: SandboxRuntime) {
         summary: "One session with its latest messages",
         security: authSecurity,
         request: { params: SandboxSessionParam },
-        responses: { 200: json(ChatSessionDetail, "The session"), ...errorResponses(404) },
+        responses: { 200: json(ChatSessionDetail, "The session"), ...notModified, ...errorResponses(404) },
       }),
       async (c) => {
         const p = c.req.valid("param");
-        return c.json(await getSession(c.get("scope"), p.sessionId, p.id), 200);
+        return cachedPage(c, () => getSession(c.get("scope"), p.sessionId, p.id));
       },
     )
     .openapi(
@@ -208,11 +209,11 @@ export function chatRoutes(rt: SandboxRuntime) {
         summary: "A page of the session's messages (nextCursor forward, prevCursor back)",
         security: authSecurity,
         request: { params: SandboxSessionParam, query: MessagesQuery },
-        responses: { 200: json(MessagePage, "A page of messages"), ...errorResponses(404) },
+        responses: { 200: json(MessagePage, "A page of messages"), ...notModified, ...errorResponses(404) },
       }),
       async (c) => {
         const p = c.req.valid("param");
-        return c.json(await listMessages(c.get("scope"), p.sessionId, { ...c.req.valid("query"), sandboxId: p.id }), 200);
+        return cachedPage(c, () => listMessages(c.get("scope"), p.sessionId, { ...c.req.valid("query"), sandboxId: p.id }));
       },
     )
     .openapi(
@@ -269,9 +270,9 @@ export function chatRoutes(rt: SandboxRuntime) {
         summary: "All the caller's chat sessions (those of deleted sandboxes kept with keepChats too)",
         security: authSecurity,
         request: { query: AllSessionsQuery },
-        responses: { 200: json(pageOf(ChatSession, "ChatSessionPage"), "A page of sessions"), ...errorResponses(404) },
+        responses: { 200: json(pageOf(ChatSession, "ChatSessionPage"), "A page of sessions"), ...notModified, ...errorResponses(404) },
       }),
-      async (c) => c.json(await listSessions(c.get("scope"), c.req.valid("query")), 200),
+      async (c) => cachedPage(c, () => listSessions(c.get("scope"), c.req.valid("query"))),
     )
     .openapi(
       createRoute({
@@ -281,9 +282,9 @@ export function chatRoutes(rt: SandboxRuntime) {
         summary: "One session with its latest messages, whatever became of its sandbox",
         security: authSecurity,
         request: { params: SessionParam },
-        responses: { 200: json(ChatSessionDetail, "The session"), ...errorResponses(404) },
+        responses: { 200: json(ChatSessionDetail, "The session"), ...notModified, ...errorResponses(404) },
       }),
-      async (c) => c.json(await getSession(c.get("scope"), c.req.valid("param").sessionId), 200),
+      async (c) => cachedPage(c, () => getSession(c.get("scope"), c.req.valid("param").sessionId)),
     )
     .openapi(
       createRoute({
@@ -293,9 +294,9 @@ export function chatRoutes(rt: SandboxRuntime) {
         summary: "A page of the session's messages, whatever became of its sandbox",
         security: authSecurity,
         request: { params: SessionParam, query: MessagesQuery },
-        responses: { 200: json(MessagePage, "A page of messages"), ...errorResponses(404) },
+        responses: { 200: json(MessagePage, "A page of messages"), ...notModified, ...errorResponses(404) },
       }),
-      async (c) => c.json(await listMessages(c.get("scope"), c.req.valid("param").sessionId, c.req.valid("query")), 200),
+      async (c) => cachedPage(c, () => listMessages(c.get("scope"), c.req.valid("param").sessionId, c.req.valid("query"))),
     )
     .openapi(
       createRoute({

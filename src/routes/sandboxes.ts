@@ -1,4 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import { cachedPage, notModified } from "../lib/page-cache";
 import { authSecurity, createRouter, errorResponses } from "../lib/openapi";
 import { PageQuery, pageOf } from "../lib/pagination";
 import { createSandbox } from "../services/sandboxes/create-sandbox";
@@ -78,9 +79,9 @@ export function sandboxRoutes(rt: SandboxRuntime) {
         summary: "The caller's sandboxes, newest first",
         security: authSecurity,
         request: { query: PageQuery.merge(ListQuery) },
-        responses: { 200: json(pageOf(Sandbox, "SandboxPage"), "A page of sandboxes"), ...errorResponses() },
+        responses: { 200: json(pageOf(Sandbox, "SandboxPage"), "A page of sandboxes"), ...notModified, ...errorResponses() },
       }),
-      async (c) => c.json(await listSandboxes(c.get("scope"), c.req.valid("query")), 200),
+      async (c) => cachedPage(c, () => listSandboxes(c.get("scope"), c.req.valid("query"))),
     )
     .openapi(
       createRoute({
@@ -149,7 +150,11 @@ export function sandboxRoutes(rt: SandboxRuntime) {
       }),
       async (c) => {
         const q = c.req.valid("query");
-        return c.json(await waitForStatus(c.get("scope"), c.req.valid("param").id, q.status, q.timeoutSeconds * 1000), 200);
+        const result = await waitForStatus(c.get("scope"), c.req.valid("param").id, q.status, q.timeoutSeconds * 1000);
+        // The change it waited for may have committed on another instance a moment ago: the
+        // caller's next list page must already show it.
+        await c.get("pages").settle();
+        return c.json(result, 200);
       },
     )
     .openapi(

@@ -45,9 +45,15 @@ describe("sandbox lifecycle over HTTP", () => {
     expect(created.status).toBe(201);
     const { id } = (await created.json()) as { id: string };
 
+    // The list page, read (and cached) while the start is under way, shows the sandbox running as
+    // soon as /wait says it is, although the worker's change reached the cache by notification.
+    const listed = async () => ((await (await call("/sandboxes")).json()) as { data: Array<{ id: string; status: string }> }).data.find((s) => s.id === id)?.status;
     expect((await call(`/sandboxes/${id}/start`, { method: "POST" })).status).toBe(202);
+    expect(["starting", "running"]).toContain((await listed())!);
+    expect(["starting", "running"]).toContain((await listed())!);
     const waited = (await (await call(`/sandboxes/${id}/wait?status=running&timeoutSeconds=60`)).json()) as { reached: boolean };
     expect(waited.reached).toBe(true);
+    expect(await listed()).toBe("running");
     expect(processesMentioning(id).length).toBeGreaterThan(0);
 
     const sessions = await call(`/sandboxes/${id}/agent/session`);
@@ -59,6 +65,7 @@ describe("sandbox lifecycle over HTTP", () => {
     expect((await call(`/sandboxes/${id}/stop`, { method: "POST" })).status).toBe(202);
     const stopped = (await (await call(`/sandboxes/${id}/wait?status=stopped&timeoutSeconds=60`)).json()) as { reached: boolean };
     expect(stopped.reached).toBe(true);
+    expect(await listed()).toBe("stopped");
     expect(processesMentioning(id)).toEqual([]);
 
     expect((await call(`/sandboxes/${id}`, { method: "DELETE" })).status).toBe(202);

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll } from "bun:test";
+import { createPageCache, type PageCache } from "../../src/lib/page-cache";
 import { Writable } from "node:stream";
 import { createApp, type App, type AppDeps } from "../../src/app";
 import { createAuth, type Auth } from "../../src/auth/auth";
@@ -42,6 +43,8 @@ export type TestApp = {
   auth: Auth;
   config: Config;
   database: TestDatabase;
+  /** The app's page cache: settle() after writing behind the API, before reading a list page. */
+  pages: PageCache;
   logLines: string[];
   request(path: string, init?: RequestInit & { json?: unknown; token?: string }): Promise<Response>;
   close(): Promise<void>;
@@ -61,12 +64,14 @@ export async function createTestApp(
   const { logger, lines } = memoryLogger();
   const auth = createAuth({ config, db: database.db, logger });
   const sandboxes = options.sandboxes?.({ config, db: database.db, logger });
-  const app = createApp({ ...options.deps, ...(sandboxes ? { sandboxes } : {}), config, database, logger, auth });
+  const pages = options.deps?.pages ?? createPageCache({ database, logger, options: config.pageCache });
+  const app = createApp({ ...options.deps, ...(sandboxes ? { sandboxes } : {}), config, database, logger, auth, pages });
   return {
     app,
     auth,
     config,
     database,
+    pages,
     logLines: lines,
     request: requester((path, init) => app.request(path, init)),
     close: () => database.destroy(),

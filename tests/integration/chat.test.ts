@@ -84,6 +84,8 @@ async function ingest(sandboxId: string, events: unknown[], batch = 50) {
     for (const e of events.slice(i, i + batch)) addEvent(set, e);
     await applyChanges(t().database.db, sandboxId, set, { now: new Date() });
   }
+  // Written behind the API (as the sync does): the cached pages learn it from the triggers.
+  await t().pages.settle();
 }
 
 function shuffled<T>(items: T[], seed: number): T[] {
@@ -341,6 +343,7 @@ describe("chat API", () => {
     await expectError(await t().request(`/api/v1/chat/sessions/${goneSession}`, { token: u.token }), 404, "NOT_FOUND");
     // The sandbox row goes when the worker has removed the workload; its kept chats stay (sandbox_id null).
     await t().database.db.execute(sql`delete from sandboxes where id = ${kept}`);
+    await t().pages.settle();
     const detail = await json(await t().request(`/api/v1/chat/sessions/${keptSession}`, { token: u.token }));
     expect(detail).toMatchObject({ id: keptSession, sandboxId: null, messageCount: 2 });
     // A sandbox being deleted takes no more chat writes.

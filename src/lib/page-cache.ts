@@ -1,0 +1,186 @@
+import type { Context, TypedResponse } from "hono";
+import type { JSONParsed } from "hono/utils/types";
+import type { AppEnv } from "../context";
+import type { Database } from "../database/client";
+import { invalidationFeed } from "../database/invalidations";
+import type { Logger } from "./logger";
+
+/**
+ * Rendered list pages (sandboxes, chat sessions and messages, activity), kept per instance.
+ *
+ * A 50-row page costs Bun's one JS thread about 1.5 ms to read, map and serialise before a line
+ * of Warren runs (bench/README.md, "The floor of a page"), and apps ask for the same pages over
+ * and over (a dashboard polling its sandboxes, every device of a user opening the same chat).
+ * This keeps each page's JSON text, keyed by its owner and the request's path and query, and
+ * serves it again until anything it shows may have changed:
+ *
+ * - Triggers on every table a page reads (migration 0015) NOTIFY the owner's user id at commit,
+ *   whoever writes and however: a request on another instance, a background job, an operator's
+ *   SQL. The owner's pages are dropped on arrival. A catalogue change (`*`) drops everything.
+ * - A request that writes drops its caller's pages on this instance before it answers, so the
+ *   client's next read already sees the write without waiting for the notification.
+ * - The cache is trusted only while the LISTEN connection is healthy (src/database/listener.ts);
+ *   while it is down every page is read from the database, and on reconnect it starts empty.
+ * - A read that began before an invalidation of its user does not keep what it read (it may
+ *   predate the change); a TTL bounds what a lost notification could ever cost.
+ *
+ * Bodies carry a strong ETag (a hash of the bytes), so clients can revalidate with
+ * If-None-Match and get 304 without the body. Memory is bounded by bytes (least recently used
+ * pages go first).
+ */
+export const PAGES_CHANNEL = "warren_pages";
+
+export type PageCacheOptions = { ttlMs: number; maxBytes: number };
+
+export type Page = { body: string; etag: string };
+
+export interface PageCache {
+  /** The page for (user, key): kept while nothing of the user's changed, else `render()`ed. */
+  get(userId: string, key: string, render: () => Promise<unknown>): Promise<Page>;
+  /** Drops the user's pages on this instance (every instance learns it from the triggers). */
+  invalidate(userId: string): void;
+  /** Waits until every change committed so far has reached this instance. */
+  settle(): Promise<void>;
+  stats(): { entries: number; bytes: number; hits: number; misses: number; enabled: boolean };
+  close(): void;
+}
+
+type Entry = { userId: string; page: Page; bytes: number; until: number };
+
+/** Per-user generations kept before the map is reset (bumping the epoch instead). */
+const MAX_GENERATIONS = 100_000;
+
+export const etagOfBody = (body: string) => `"p${Bun.hash(body).toString(36)}"`;
+
+export function createPageCache(deps: { database: Database; logger: Logger; options: PageCacheOptions }): PageCache {
+  const { database, logger, options } = deps;
+  const enabled = options.ttlMs > 0;
+  const entries = new Map<string, Entry>();
+  const keysByUser = new Map<string, Set<string>>();
+  let bytes = 0;
+  let hits = 0;
+  let misses = 0;
+  // A read keeps what it rendered only if neither its user's generation nor the epoch moved
+  // while it read.
+  const generations = new Map<string, number>();
+  let epoch = 0;
+
+  const drop = (key: string) => {
+    const entry = entries.get(key);
+    if (!entry) return;
+    entries.delete(key);
+    bytes -= entry.bytes;
+    const keys = keysByUser.get(entry.userId);
+    keys?.delete(key);
+    if (keys && keys.size === 0) keysByUser.delete(entry.userId);
+  };
+  const clear = () => {
+    epoch++;
+    generations.clear();
+    entries.clear();
+    keysByUser.clear();
+    bytes = 0;
+  };
+  const invalidate = (userId: string) => {
+    if (generations.size >= MAX_GENERATIONS) {
+      clear();
+      return;
+    }
+    generations.set(userId, (generations.get(userId) ?? 0) + 1);
+    const keys = keysByUser.get(userId);
+    if (keys) for (const key of [...keys]) drop(key);
+  };
+
+  const feed = invalidationFeed({
+    database,
+    logger,
+    channel: PAGES_CHANNEL,
+    name: "page cache",
+    settlePrefix: "~",
+    reset: clear,
+    onMessage: (payload) => (payload === "*" ? clear() : invalidate(payload)),
+  });
+
+  return {
+    async get(userId, key, render) {
+      if (enabled) feed.start();
+      const cacheKey = `${userId} ${key}`;
+      const now = Date.now();
+      if (feed.trusted) {
+        const entry = entries.get(cacheKey);
+        if (entry && entry.until > now) {
+          hits++;
+          // Most recently used last: eviction takes from the front.
+          entries.delete(cacheKey);
+          entries.set(cacheKey, entry);
+          return entry.page;
+        }
+        if (entry) drop(cacheKey);
+      }
+      misses++;
+      const seenEpoch = epoch;
+      const seenGeneration = generations.get(userId) ?? 0;
+      const body = JSON.stringify(await render());
+      const page = { body, etag: etagOfBody(body) };
+      const size = body.length * 2 + cacheKey.length * 2;
+      if (feed.trusted && seenEpoch === epoch && seenGeneration === (generations.get(userId) ?? 0) && size <= options.maxBytes / 4) {
+        drop(cacheKey);
+        while (bytes + size > options.maxBytes) {
+          const oldest = entries.keys().next().value;
+          if (oldest === undefined) break;
+          drop(oldest);
+        }
+        entries.set(cacheKey, { userId, page, bytes: size, until: now + options.ttlMs });
+        bytes += size;
+        let keys = keysByUser.get(userId);
+        if (!keys) keysByUser.set(userId, (keys = new Set()));
+        keys.add(cacheKey);
+      }
+      return page;
+    },
+
+    invalidate,
+
+    settle: () => feed.settle(),
+
+    stats() {
+      return { entries: entries.size, bytes, hits, misses, enabled: feed.trusted };
+    },
+
+    close() {
+      feed.close();
+    },
+  };
+}
+
+/** For the OpenAPI document of every cached page. */
+export const notModified = {
+  304: { description: "Not modified: the If-None-Match ETag is the page's current one (no body)" },
+} as const;
+
+/** RFC 9110 If-None-Match: weak comparison, `*` matches any current representation. */
+export function noneMatch(header: string | undefined, etag: string): boolean {
+  if (!header) return false;
+  if (header.trim() === "*") return true;
+  const bare = (tag: string) => (tag.startsWith("W/") ? tag.slice(2) : tag);
+  return header.split(",").some((tag) => bare(tag.trim()) === bare(etag));
+}
+
+/**
+ * Answers a GET of a list page through the page cache: the page's JSON with its ETag, or 304
+ * when the client's If-None-Match already names it. Clients may keep the page but must
+ * revalidate (`private, no-cache`).
+ */
+export async function cachedPage<T>(c: Context<AppEnv>, render: () => Promise<T>): Promise<TypedResponse<JSONParsed<T>, 200, "json">> {
+  const url = c.req.url;
+  const query = url.indexOf("?");
+  const key = query === -1 ? c.req.path : c.req.path + url.slice(query);
+  const page = await c.get("pages").get(c.get("scope").userId, key, render);
+  c.header("ETag", page.etag);
+  c.header("Cache-Control", "private, no-cache");
+  // The page is `render()`'s value in JSON, exactly what c.json would have sent.
+  const response = noneMatch(c.req.header("if-none-match"), page.etag)
+    ? c.body(null, 304)
+    : c.body(page.body, 200, { "Content-Type": "application/json" });
+  return response as unknown as TypedResponse<JSONParsed<T>, 200, "json">;
+}
