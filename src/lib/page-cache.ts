@@ -41,7 +41,7 @@ export interface PageCache {
   invalidate(userId: string): void;
   /** Waits until every change committed so far has reached this instance. */
   settle(): Promise<void>;
-  stats(): { entries: number; bytes: number; hits: number; misses: number; enabled: boolean };
+  stats(): { entries: number; bytes: number; hits: number; misses: number; shared: number; enabled: boolean };
   close(): void;
 }
 
@@ -60,6 +60,8 @@ export function createPageCache(deps: { database: Database; logger: Logger; opti
   let bytes = 0;
   let hits = 0;
   let misses = 0;
+  let shared = 0;
+  const inflight = new Map<string, { epoch: number; generation: number; page: Promise<Page> }>();
   // A read keeps what it rendered only if neither its user's generation nor the epoch moved
   // while it read.
   const generations = new Map<string, number>();
@@ -120,9 +122,26 @@ export function createPageCache(deps: { database: Database; logger: Logger; opti
       misses++;
       const seenEpoch = epoch;
       const seenGeneration = generations.get(userId) ?? 0;
-      const body = JSON.stringify(await render());
-      const page = { body, etag: etagOfBody(body) };
-      const size = body.length * 2 + cacheKey.length * 2;
+      // Concurrent misses of one page (a cold start, an expiry under load) share one render, as
+      // long as nothing of the user changed since that render began.
+      const flight = inflight.get(cacheKey);
+      if (flight && flight.epoch === seenEpoch && flight.generation === seenGeneration) {
+        shared++;
+        return flight.page;
+      }
+      const rendering = render().then((value) => {
+        const body = JSON.stringify(value);
+        return { body, etag: etagOfBody(body) };
+      });
+      const own = { epoch: seenEpoch, generation: seenGeneration, page: rendering };
+      inflight.set(cacheKey, own);
+      let page: Page;
+      try {
+        page = await rendering;
+      } finally {
+        if (inflight.get(cacheKey) === own) inflight.delete(cacheKey);
+      }
+      const size = page.body.length * 2 + cacheKey.length * 2;
       if (feed.trusted && seenEpoch === epoch && seenGeneration === (generations.get(userId) ?? 0) && size <= options.maxBytes / 4) {
         drop(cacheKey);
         while (bytes + size > options.maxBytes) {
@@ -144,7 +163,7 @@ export function createPageCache(deps: { database: Database; logger: Logger; opti
     settle: () => feed.settle(),
 
     stats() {
-      return { entries: entries.size, bytes, hits, misses, enabled: feed.trusted };
+      return { entries: entries.size, bytes, hits, misses, shared, enabled: feed.trusted };
     },
 
     close() {

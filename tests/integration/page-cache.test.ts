@@ -154,6 +154,30 @@ describe(`page cache (${ENGINE})`, () => {
     expect(quiet).toBe(1);
   });
 
+  test("concurrent misses of one page share one render, unless the user changed in between", async () => {
+    const a = instance();
+    const u = await signUp(a);
+    await warm(a, u, "/api/v1/me/activity");
+    let renders = 0;
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const slow = async () => {
+      const n = ++renders;
+      await gate;
+      return { n };
+    };
+    const first = a.pages.get(u.id, "/flight", slow);
+    const second = a.pages.get(u.id, "/flight", slow);
+    a.pages.invalidate(u.id);
+    // Arrives after the change: it must not be handed the render that began before it.
+    const third = a.pages.get(u.id, "/flight", slow);
+    release();
+    const bodies = (await Promise.all([first, second, third])).map((p) => JSON.parse(p.body));
+    expect(bodies).toEqual([{ n: 1 }, { n: 1 }, { n: 2 }]);
+    expect(renders).toBe(2);
+    expect(a.pages.stats().shared).toBeGreaterThanOrEqual(1);
+  });
+
   test("memory is bounded by bytes: the least recently used pages go first", async () => {
     const a = instance(app().database, { ttlMs: 60_000, maxBytes: 400_000 });
     const u = await signUp(a);
