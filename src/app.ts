@@ -163,7 +163,8 @@ export function createApp(deps: AppDeps) {
 
   // Requests that may change sessions or users (sign-out, revocation, profile and account
   // changes) answer only once every instance's session cache has dropped what they changed.
-  const SESSION_CHANGES = /^\/api\/(auth\/|v1\/me(\/account|\/sessions)?(\/|$))/;
+  // (/me itself, /me/account…, /me/sessions…; not the other /me/… documents.)
+  const SESSION_CHANGES = /^\/api\/(auth\/|v1\/me($|\/account(\/|$)|\/sessions(\/|$)))/;
   app.use("/api/*", async (c, next) => {
     await next();
     // Better Auth changes rows on some GETs too (get-session's sliding refresh, verify-email).
