@@ -195,11 +195,13 @@ export function createApp(deps: AppDeps) {
   // mounted ahead of requireUser, which its handlers never reach.
   app.route("/api/v1", mcpRoutes({ db: database.db, now }));
   app.use("/api/v1/*", requireUser(sessions, database.db, now));
-  // A request that may write drops its caller's cached pages here before it answers, so the
-  // client's next read sees the write; other instances learn it from the triggers at commit.
+  // A request that may write answers only once its changes have reached this instance's page
+  // cache (the triggers' notifications, one round trip), so the client's next read sees the write
+  // and pages of other kinds stay cached. The proxies write nothing a page shows at once.
+  const PROXIED = /^\/api\/v1\/sandboxes\/[^/]+\/(agent|addons)(\/|$)/;
   app.use("/api/v1/*", async (c, next) => {
     await next();
-    if (c.req.method !== "GET" && c.req.method !== "HEAD") pages.invalidate(c.get("scope").userId);
+    if (c.req.method !== "GET" && c.req.method !== "HEAD" && !PROXIED.test(c.req.path)) await pages.settle();
   });
   app.use(
     "/api/v1/*",

@@ -2,14 +2,19 @@
 -- pages show — a user's sandboxes and their add-ons, chat sessions and messages, activity
 -- entries — whoever makes it and however (a request, a background job on another instance, the
 -- retention job, an operator's SQL), tells every instance at commit, through NOTIFY on one
--- channel: the payload is the owner's user id, and `*` (every user) for the add-on catalogue.
+-- channel. The payload is the kind of page and the owner's user id: `s:` sandboxes (their
+-- add-ons too), `c:` chat, `a:` activity; `*` (every page of every user) for the add-on catalogue.
 -- Statement-level triggers with transition tables: a bulk write notifies once per user, and
 -- PostgreSQL folds identical notifications of one transaction into one.
+CREATE OR REPLACE FUNCTION warren_page_kind(tbl name) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+  SELECT CASE tbl WHEN 'sandboxes' THEN 's' WHEN 'sandbox_addons' THEN 's' WHEN 'activity_log' THEN 'a' ELSE 'c' END
+$$;
+--> statement-breakpoint
 CREATE OR REPLACE FUNCTION warren_notify_pages_new() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE u text;
 BEGIN
   FOR u IN SELECT DISTINCT user_id FROM new_rows WHERE user_id IS NOT NULL LOOP
-    PERFORM pg_notify('warren_pages', u);
+    PERFORM pg_notify('warren_pages', warren_page_kind(TG_TABLE_NAME) || ':' || u);
   END LOOP;
   RETURN NULL;
 END;
@@ -19,7 +24,7 @@ CREATE OR REPLACE FUNCTION warren_notify_pages_old() RETURNS trigger LANGUAGE pl
 DECLARE u text;
 BEGIN
   FOR u IN SELECT DISTINCT user_id FROM old_rows WHERE user_id IS NOT NULL LOOP
-    PERFORM pg_notify('warren_pages', u);
+    PERFORM pg_notify('warren_pages', warren_page_kind(TG_TABLE_NAME) || ':' || u);
   END LOOP;
   RETURN NULL;
 END;
@@ -31,7 +36,7 @@ CREATE OR REPLACE FUNCTION warren_notify_pages_both() RETURNS trigger LANGUAGE p
 DECLARE u text;
 BEGIN
   FOR u IN SELECT user_id FROM old_rows WHERE user_id IS NOT NULL UNION SELECT user_id FROM new_rows WHERE user_id IS NOT NULL LOOP
-    PERFORM pg_notify('warren_pages', u);
+    PERFORM pg_notify('warren_pages', warren_page_kind(TG_TABLE_NAME) || ':' || u);
   END LOOP;
   RETURN NULL;
 END;
@@ -80,11 +85,11 @@ DECLARE u text;
 BEGIN
   IF TG_OP = 'DELETE' THEN
     FOR u IN SELECT DISTINCT s.user_id FROM old_rows r JOIN sandboxes s ON s.id = r.sandbox_id LOOP
-      PERFORM pg_notify('warren_pages', u);
+      PERFORM pg_notify('warren_pages', warren_page_kind(TG_TABLE_NAME) || ':' || u);
     END LOOP;
   ELSE
     FOR u IN SELECT DISTINCT s.user_id FROM new_rows r JOIN sandboxes s ON s.id = r.sandbox_id LOOP
-      PERFORM pg_notify('warren_pages', u);
+      PERFORM pg_notify('warren_pages', warren_page_kind(TG_TABLE_NAME) || ':' || u);
     END LOOP;
   END IF;
   RETURN NULL;

@@ -17,8 +17,11 @@ import type { Logger } from "./logger";
  * - Triggers on every table a page reads (migration 0015) NOTIFY the owner's user id at commit,
  *   whoever writes and however: a request on another instance, a background job, an operator's
  *   SQL. The owner's pages are dropped on arrival. A catalogue change (`*`) drops everything.
- * - A request that writes drops its caller's pages on this instance before it answers, so the
- *   client's next read already sees the write without waiting for the notification.
+ * - Pages are of three kinds (sandboxes, chat, activity), and a change drops only its kind: an
+ *   agent's chat streaming in, or a preferences change (an activity entry), leaves the sandbox
+ *   list cached. A sandbox's change drops chat pages too.
+ * - A request that writes answers only after `settle()` (src/app.ts): its own notifications have
+ *   arrived, so the client's next read already sees the write.
  * - The cache is trusted only while the LISTEN connection is healthy (src/database/listener.ts);
  *   while it is down every page is read from the database, and on reconnect it starts empty.
  * - A read that began before an invalidation of its user does not keep what it read (it may
@@ -32,22 +35,32 @@ export const PAGES_CHANNEL = "warren_pages";
 
 export type PageCacheOptions = { ttlMs: number; maxBytes: number };
 
+/** What a page shows; a change of one kind leaves the others cached. */
+export type PageKind = "sandboxes" | "chat" | "activity";
+const CODE: Record<PageKind, string> = { sandboxes: "s", chat: "c", activity: "a" };
+/**
+ * The kinds a notification (migration 0015: `s:`, `c:`, `a:` + user id) drops. A sandbox's change
+ * drops chat pages too: a sandbox's chat list answers for that sandbox (404 once it is gone).
+ */
+const DROPS: Record<string, string[]> = { s: ["s", "c"], c: ["c"], a: ["a"] };
+const ALL = ["s", "c", "a"];
+
 export type Page = { body: string; etag: string };
 
 export interface PageCache {
-  /** The page for (user, key): kept while nothing of the user's changed, else `render()`ed. */
-  get(userId: string, key: string, render: () => Promise<unknown>): Promise<Page>;
-  /** Drops the user's pages on this instance (every instance learns it from the triggers). */
-  invalidate(userId: string): void;
+  /** The page for (user, key): kept while nothing of its kind changed for the user, else `render()`ed. */
+  get(userId: string, kind: PageKind, key: string, render: () => Promise<unknown>): Promise<Page>;
+  /** Drops the user's pages (of one kind, or all) on this instance; the triggers tell every instance. */
+  invalidate(userId: string, kind?: PageKind): void;
   /** Waits until every change committed so far has reached this instance. */
   settle(): Promise<void>;
   stats(): { entries: number; bytes: number; hits: number; misses: number; shared: number; enabled: boolean };
   close(): void;
 }
 
-type Entry = { userId: string; page: Page; bytes: number; until: number };
+type Entry = { group: string; page: Page; bytes: number; until: number };
 
-/** Per-user generations kept before the map is reset (bumping the epoch instead). */
+/** Per-(kind, user) generations kept before the map is reset (bumping the epoch instead). */
 const MAX_GENERATIONS = 100_000;
 
 export const etagOfBody = (body: string) => `"p${Bun.hash(body).toString(36)}"`;
@@ -56,13 +69,14 @@ export function createPageCache(deps: { database: Database; logger: Logger; opti
   const { database, logger, options } = deps;
   const enabled = options.ttlMs > 0;
   const entries = new Map<string, Entry>();
-  const keysByUser = new Map<string, Set<string>>();
+  // Pages by group: kind code + ":" + user id, as the notifications name them.
+  const keysByGroup = new Map<string, Set<string>>();
   let bytes = 0;
   let hits = 0;
   let misses = 0;
   let shared = 0;
   const inflight = new Map<string, { epoch: number; generation: number; page: Promise<Page> }>();
-  // A read keeps what it rendered only if neither its user's generation nor the epoch moved
+  // A read keeps what it rendered only if neither its group's generation nor the epoch moved
   // while it read.
   const generations = new Map<string, number>();
   let epoch = 0;
@@ -72,25 +86,34 @@ export function createPageCache(deps: { database: Database; logger: Logger; opti
     if (!entry) return;
     entries.delete(key);
     bytes -= entry.bytes;
-    const keys = keysByUser.get(entry.userId);
+    const keys = keysByGroup.get(entry.group);
     keys?.delete(key);
-    if (keys && keys.size === 0) keysByUser.delete(entry.userId);
+    if (keys && keys.size === 0) keysByGroup.delete(entry.group);
   };
   const clear = () => {
     epoch++;
     generations.clear();
     entries.clear();
-    keysByUser.clear();
+    keysByGroup.clear();
     bytes = 0;
   };
-  const invalidate = (userId: string) => {
+  const invalidateGroup = (group: string) => {
     if (generations.size >= MAX_GENERATIONS) {
       clear();
       return;
     }
-    generations.set(userId, (generations.get(userId) ?? 0) + 1);
-    const keys = keysByUser.get(userId);
+    generations.set(group, (generations.get(group) ?? 0) + 1);
+    const keys = keysByGroup.get(group);
     if (keys) for (const key of [...keys]) drop(key);
+  };
+  const invalidate = (userId: string, kind?: PageKind) => {
+    for (const code of kind ? [CODE[kind]] : ALL) invalidateGroup(`${code}:${userId}`);
+  };
+  const onMessage = (payload: string) => {
+    if (payload === "*") return clear();
+    const colon = payload.indexOf(":");
+    const userId = payload.slice(colon + 1);
+    for (const code of DROPS[payload.slice(0, colon)] ?? ALL) invalidateGroup(`${code}:${userId}`);
   };
 
   const feed = invalidationFeed({
@@ -100,12 +123,13 @@ export function createPageCache(deps: { database: Database; logger: Logger; opti
     name: "page cache",
     settlePrefix: "~",
     reset: clear,
-    onMessage: (payload) => (payload === "*" ? clear() : invalidate(payload)),
+    onMessage,
   });
 
   return {
-    async get(userId, key, render) {
+    async get(userId, kind, key, render) {
       if (enabled) feed.start();
+      const group = `${CODE[kind]}:${userId}`;
       const cacheKey = `${userId} ${key}`;
       const now = Date.now();
       if (feed.trusted) {
@@ -121,7 +145,7 @@ export function createPageCache(deps: { database: Database; logger: Logger; opti
       }
       misses++;
       const seenEpoch = epoch;
-      const seenGeneration = generations.get(userId) ?? 0;
+      const seenGeneration = generations.get(group) ?? 0;
       // Concurrent misses of one page (a cold start, an expiry under load) share one render, as
       // long as nothing of the user changed since that render began.
       const flight = inflight.get(cacheKey);
@@ -142,17 +166,17 @@ export function createPageCache(deps: { database: Database; logger: Logger; opti
         if (inflight.get(cacheKey) === own) inflight.delete(cacheKey);
       }
       const size = page.body.length * 2 + cacheKey.length * 2;
-      if (feed.trusted && seenEpoch === epoch && seenGeneration === (generations.get(userId) ?? 0) && size <= options.maxBytes / 4) {
+      if (feed.trusted && seenEpoch === epoch && seenGeneration === (generations.get(group) ?? 0) && size <= options.maxBytes / 4) {
         drop(cacheKey);
         while (bytes + size > options.maxBytes) {
           const oldest = entries.keys().next().value;
           if (oldest === undefined) break;
           drop(oldest);
         }
-        entries.set(cacheKey, { userId, page, bytes: size, until: now + options.ttlMs });
+        entries.set(cacheKey, { group, page, bytes: size, until: now + options.ttlMs });
         bytes += size;
-        let keys = keysByUser.get(userId);
-        if (!keys) keysByUser.set(userId, (keys = new Set()));
+        let keys = keysByGroup.get(group);
+        if (!keys) keysByGroup.set(group, (keys = new Set()));
         keys.add(cacheKey);
       }
       return page;
@@ -190,11 +214,11 @@ export function noneMatch(header: string | undefined, etag: string): boolean {
  * when the client's If-None-Match already names it. Clients may keep the page but must
  * revalidate (`private, no-cache`).
  */
-export async function cachedPage<T>(c: Context<AppEnv>, render: () => Promise<T>): Promise<TypedResponse<JSONParsed<T>, 200, "json">> {
+export async function cachedPage<T>(c: Context<AppEnv>, kind: PageKind, render: () => Promise<T>): Promise<TypedResponse<JSONParsed<T>, 200, "json">> {
   const url = c.req.url;
   const query = url.indexOf("?");
   const key = query === -1 ? c.req.path : c.req.path + url.slice(query);
-  const page = await c.get("pages").get(c.get("scope").userId, key, render);
+  const page = await c.get("pages").get(c.get("scope").userId, kind, key, render);
   c.header("ETag", page.etag);
   c.header("Cache-Control", "private, no-cache");
   // The page is `render()`'s value in JSON, exactly what c.json would have sent.

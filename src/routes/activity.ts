@@ -101,7 +101,7 @@ export function activityRoutes() {
       }),
       async (c) => {
         const q = c.req.valid("query");
-        return cachedPage(c, () => listActivity(c.get("scope"), { ...q, from: toDate(q.from), to: toDate(q.to) }));
+        return cachedPage(c, "activity", () => listActivity(c.get("scope"), { ...q, from: toDate(q.from), to: toDate(q.to) }));
       },
     )
     .openapi(

@@ -184,7 +184,7 @@ export function chatRoutes(rt: SandboxRuntime) {
         request: { params: SandboxParam, query: SessionListQuery },
         responses: { 200: json(pageOf(ChatSession, "ChatSessionPage"), "A page of sessions"), ...notModified, ...errorResponses(404) },
       }),
-      async (c) => cachedPage(c, () => listSessions(c.get("scope"), { ...c.req.valid("query"), sandboxId: c.req.valid("param").id })),
+      async (c) => cachedPage(c, "chat", () => listSessions(c.get("scope"), { ...c.req.valid("query"), sandboxId: c.req.valid("param").id })),
     )
     .openapi(
       createRoute({
@@ -198,7 +198,7 @@ export function chatRoutes(rt: SandboxRuntime) {
       }),
       async (c) => {
         const p = c.req.valid("param");
-        return cachedPage(c, () => getSession(c.get("scope"), p.sessionId, p.id));
+        return cachedPage(c, "chat", () => getSession(c.get("scope"), p.sessionId, p.id));
       },
     )
     .openapi(
@@ -213,7 +213,7 @@ export function chatRoutes(rt: SandboxRuntime) {
       }),
       async (c) => {
         const p = c.req.valid("param");
-        return cachedPage(c, () => listMessages(c.get("scope"), p.sessionId, { ...c.req.valid("query"), sandboxId: p.id }));
+        return cachedPage(c, "chat", () => listMessages(c.get("scope"), p.sessionId, { ...c.req.valid("query"), sandboxId: p.id }));
       },
     )
     .openapi(
@@ -272,7 +272,7 @@ export function chatRoutes(rt: SandboxRuntime) {
         request: { query: AllSessionsQuery },
         responses: { 200: json(pageOf(ChatSession, "ChatSessionPage"), "A page of sessions"), ...notModified, ...errorResponses(404) },
       }),
-      async (c) => cachedPage(c, () => listSessions(c.get("scope"), c.req.valid("query"))),
+      async (c) => cachedPage(c, "chat", () => listSessions(c.get("scope"), c.req.valid("query"))),
     )
     .openapi(
       createRoute({
@@ -284,7 +284,7 @@ export function chatRoutes(rt: SandboxRuntime) {
         request: { params: SessionParam },
         responses: { 200: json(ChatSessionDetail, "The session"), ...notModified, ...errorResponses(404) },
       }),
-      async (c) => cachedPage(c, () => getSession(c.get("scope"), c.req.valid("param").sessionId)),
+      async (c) => cachedPage(c, "chat", () => getSession(c.get("scope"), c.req.valid("param").sessionId)),
     )
     .openapi(
       createRoute({
@@ -296,7 +296,7 @@ export function chatRoutes(rt: SandboxRuntime) {
         request: { params: SessionParam, query: MessagesQuery },
         responses: { 200: json(MessagePage, "A page of messages"), ...notModified, ...errorResponses(404) },
       }),
-      async (c) => cachedPage(c, () => listMessages(c.get("scope"), c.req.valid("param").sessionId, c.req.valid("query"))),
+      async (c) => cachedPage(c, "chat", () => listMessages(c.get("scope"), c.req.valid("param").sessionId, c.req.valid("query"))),
     )
     .openapi(
       createRoute({

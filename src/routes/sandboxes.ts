@@ -81,7 +81,7 @@ export function sandboxRoutes(rt: SandboxRuntime) {
         request: { query: PageQuery.merge(ListQuery) },
         responses: { 200: json(pageOf(Sandbox, "SandboxPage"), "A page of sandboxes"), ...notModified, ...errorResponses() },
       }),
-      async (c) => cachedPage(c, () => listSandboxes(c.get("scope"), c.req.valid("query"))),
+      async (c) => cachedPage(c, "sandboxes", () => listSandboxes(c.get("scope"), c.req.valid("query"))),
     )
     .openapi(
       createRoute({

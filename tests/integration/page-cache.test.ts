@@ -107,6 +107,28 @@ describe(`page cache (${ENGINE})`, () => {
     expect((await json(await a.request("/api/v1/sandboxes", { token: u.token }))).data[0].addonIds).toEqual(["cloud"]);
   });
 
+  test("a change drops only pages of its kind: a preferences change leaves the sandbox list cached", async () => {
+    const a = instance();
+    const u = await signUp(a);
+    const id = await createSandbox(a, u, "steady");
+    await warm(a, u, "/api/v1/sandboxes");
+    await warm(a, u, "/api/v1/me/activity?limit=1");
+    // A write of another kind (its activity entry is the only page-visible change).
+    expect((await a.request("/api/v1/me/preferences", { method: "PATCH", token: u.token, json: { themeMode: "dark" } })).status).toBe(200);
+    const hits = a.pages.stats().hits;
+    expect(names(await json(await a.request("/api/v1/sandboxes", { token: u.token })))).toEqual(["steady"]);
+    expect(a.pages.stats().hits).toBe(hits + 1);
+    expect((await json(await a.request("/api/v1/me/activity?limit=1", { token: u.token }))).data[0].action).toBe("preferences.update");
+    expect(a.pages.stats().hits).toBe(hits + 1);
+    // A chat page of the sandbox: a change to the sandbox drops it (its chat lists answer for it).
+    await warm(a, u, `/api/v1/sandboxes/${id}/chat/sessions`);
+    await app().database.db.execute(sql`update sandboxes set name = 'renamed' where id = ${id}`);
+    await a.pages.settle();
+    const before = a.pages.stats().hits;
+    expect((await a.request(`/api/v1/sandboxes/${id}/chat/sessions`, { token: u.token })).status).toBe(200);
+    expect(a.pages.stats().hits).toBe(before);
+  });
+
   test("pages are the caller's own: another user never gets them, and their writes leave them cached", async () => {
     const a = instance();
     const u = await signUp(a);
@@ -144,13 +166,13 @@ describe(`page cache (${ENGINE})`, () => {
       a.pages.invalidate(u.id);
       return { n: renders };
     };
-    expect(JSON.parse((await a.pages.get(u.id, "/raced", render)).body)).toEqual({ n: 1 });
-    expect(JSON.parse((await a.pages.get(u.id, "/raced", render)).body)).toEqual({ n: 2 });
+    expect(JSON.parse((await a.pages.get(u.id, "activity", "/raced", render)).body)).toEqual({ n: 1 });
+    expect(JSON.parse((await a.pages.get(u.id, "activity", "/raced", render)).body)).toEqual({ n: 2 });
     // Without a change in flight the second read is a hit.
     let quiet = 0;
     const calm = async () => ({ n: ++quiet });
-    await a.pages.get(u.id, "/calm", calm);
-    await a.pages.get(u.id, "/calm", calm);
+    await a.pages.get(u.id, "activity", "/calm", calm);
+    await a.pages.get(u.id, "activity", "/calm", calm);
     expect(quiet).toBe(1);
   });
 
@@ -166,11 +188,11 @@ describe(`page cache (${ENGINE})`, () => {
       await gate;
       return { n };
     };
-    const first = a.pages.get(u.id, "/flight", slow);
-    const second = a.pages.get(u.id, "/flight", slow);
+    const first = a.pages.get(u.id, "activity", "/flight", slow);
+    const second = a.pages.get(u.id, "activity", "/flight", slow);
     a.pages.invalidate(u.id);
     // Arrives after the change: it must not be handed the render that began before it.
-    const third = a.pages.get(u.id, "/flight", slow);
+    const third = a.pages.get(u.id, "activity", "/flight", slow);
     release();
     const bodies = (await Promise.all([first, second, third])).map((p) => JSON.parse(p.body));
     expect(bodies).toEqual([{ n: 1 }, { n: 1 }, { n: 2 }]);
@@ -183,7 +205,7 @@ describe(`page cache (${ENGINE})`, () => {
     const u = await signUp(a);
     await warm(a, u, "/api/v1/me/activity");
     const big = async () => ({ text: "x".repeat(40_000) });
-    for (let n = 0; n < 10; n++) await a.pages.get(u.id, `/big/${n}`, big);
+    for (let n = 0; n < 10; n++) await a.pages.get(u.id, "activity", `/big/${n}`, big);
     const { bytes, entries } = a.pages.stats();
     expect(bytes).toBeLessThanOrEqual(400_000);
     expect(entries).toBeLessThan(10);
@@ -193,9 +215,9 @@ describe(`page cache (${ENGINE})`, () => {
       renders++;
       return { text: "x".repeat(40_000) };
     };
-    await a.pages.get(u.id, "/big/9", counted);
+    await a.pages.get(u.id, "activity", "/big/9", counted);
     expect(renders).toBe(0);
-    await a.pages.get(u.id, "/big/0", counted);
+    await a.pages.get(u.id, "activity", "/big/0", counted);
     expect(renders).toBe(1);
   });
 
