@@ -14,9 +14,10 @@ import type { Logger } from "./logger";
  * This keeps each page's JSON text, keyed by its owner and the request's path and query, and
  * serves it again until anything it shows may have changed:
  *
- * - Triggers on every table a page reads (migration 0015) NOTIFY the owner's user id at commit,
- *   whoever writes and however: a request on another instance, a background job, an operator's
- *   SQL. The owner's pages are dropped on arrival. A catalogue change (`*`) drops everything.
+ * - Triggers on every table a page reads (migration 0015) NOTIFY the kind of page and the
+ *   owner's user id at commit, whoever writes and however: a request on another instance, a
+ *   background job, an operator's SQL. Those pages are dropped on arrival. A catalogue change
+ *   (`*`) drops everything.
  * - Pages are of three kinds (sandboxes, chat, activity), and a change drops only its kind: an
  *   agent's chat streaming in, or a preferences change (an activity entry), leaves the sandbox
  *   list cached. A sandbox's change drops chat pages too.
@@ -24,8 +25,8 @@ import type { Logger } from "./logger";
  *   arrived, so the client's next read already sees the write.
  * - The cache is trusted only while the LISTEN connection is healthy (src/database/listener.ts);
  *   while it is down every page is read from the database, and on reconnect it starts empty.
- * - A read that began before an invalidation of its user does not keep what it read (it may
- *   predate the change); a TTL bounds what a lost notification could ever cost.
+ * - A read that began before an invalidation of its kind and user does not keep what it read (it
+ *   may predate the change); a TTL bounds what a lost notification could ever cost.
  *
  * Bodies carry a strong ETag (a hash of the bytes), so clients can revalidate with
  * If-None-Match and get 304 without the body. Memory is bounded by bytes (least recently used
