@@ -7,88 +7,22 @@
 -- Statement-level triggers with transition tables: a bulk write notifies once per user, and
 -- PostgreSQL folds identical notifications of one transaction into one.
 CREATE OR REPLACE FUNCTION warren_page_kind(tbl name) RETURNS text LANGUAGE sql IMMUTABLE AS $$
-  SELECT CASE tbl WHEN 'sandboxes' THEN 's' WHEN 'sandbox_addons' THEN 's' WHEN 'activity_log' THEN 'a' ELSE 'c' END
+  SELECT CASE tbl WHEN 'sandboxes' THEN 's' WHEN 'activity_log' THEN 'a' ELSE 'c' END
 $$;
 --> statement-breakpoint
-CREATE OR REPLACE FUNCTION warren_notify_pages_new() RETURNS trigger LANGUAGE plpgsql AS $$
+-- One function for every event: the rows before (UPDATE, DELETE) and after (INSERT, UPDATE) are
+-- both told, so an update that moves a row between users (activity_log's user_id set to NULL on
+-- account deletion) reaches both. A transition table is read only on the events that have it.
+CREATE OR REPLACE FUNCTION warren_notify_pages() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE u text;
 BEGIN
-  FOR u IN SELECT DISTINCT user_id FROM new_rows WHERE user_id IS NOT NULL LOOP
-    PERFORM pg_notify('warren_pages', warren_page_kind(TG_TABLE_NAME) || ':' || u);
-  END LOOP;
-  RETURN NULL;
-END;
-$$;
---> statement-breakpoint
-CREATE OR REPLACE FUNCTION warren_notify_pages_old() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE u text;
-BEGIN
-  FOR u IN SELECT DISTINCT user_id FROM old_rows WHERE user_id IS NOT NULL LOOP
-    PERFORM pg_notify('warren_pages', warren_page_kind(TG_TABLE_NAME) || ':' || u);
-  END LOOP;
-  RETURN NULL;
-END;
-$$;
---> statement-breakpoint
--- An update can move a row between users (activity_log's user_id is set to NULL on account
--- deletion): both sides are told.
-CREATE OR REPLACE FUNCTION warren_notify_pages_both() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE u text;
-BEGIN
-  FOR u IN SELECT user_id FROM old_rows WHERE user_id IS NOT NULL UNION SELECT user_id FROM new_rows WHERE user_id IS NOT NULL LOOP
-    PERFORM pg_notify('warren_pages', warren_page_kind(TG_TABLE_NAME) || ':' || u);
-  END LOOP;
-  RETURN NULL;
-END;
-$$;
---> statement-breakpoint
-CREATE TRIGGER sandboxes_pages_insert AFTER INSERT ON sandboxes REFERENCING NEW TABLE AS new_rows
-  FOR EACH STATEMENT EXECUTE FUNCTION warren_notify_pages_new();
---> statement-breakpoint
-CREATE TRIGGER sandboxes_pages_update AFTER UPDATE ON sandboxes REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-  FOR EACH STATEMENT EXECUTE FUNCTION warren_notify_pages_both();
---> statement-breakpoint
-CREATE TRIGGER sandboxes_pages_delete AFTER DELETE ON sandboxes REFERENCING OLD TABLE AS old_rows
-  FOR EACH STATEMENT EXECUTE FUNCTION warren_notify_pages_old();
---> statement-breakpoint
-CREATE TRIGGER chat_sessions_pages_insert AFTER INSERT ON chat_sessions REFERENCING NEW TABLE AS new_rows
-  FOR EACH STATEMENT EXECUTE FUNCTION warren_notify_pages_new();
---> statement-breakpoint
-CREATE TRIGGER chat_sessions_pages_update AFTER UPDATE ON chat_sessions REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-  FOR EACH STATEMENT EXECUTE FUNCTION warren_notify_pages_both();
---> statement-breakpoint
-CREATE TRIGGER chat_sessions_pages_delete AFTER DELETE ON chat_sessions REFERENCING OLD TABLE AS old_rows
-  FOR EACH STATEMENT EXECUTE FUNCTION warren_notify_pages_old();
---> statement-breakpoint
-CREATE TRIGGER chat_messages_pages_insert AFTER INSERT ON chat_messages REFERENCING NEW TABLE AS new_rows
-  FOR EACH STATEMENT EXECUTE FUNCTION warren_notify_pages_new();
---> statement-breakpoint
-CREATE TRIGGER chat_messages_pages_update AFTER UPDATE ON chat_messages REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-  FOR EACH STATEMENT EXECUTE FUNCTION warren_notify_pages_both();
---> statement-breakpoint
-CREATE TRIGGER chat_messages_pages_delete AFTER DELETE ON chat_messages REFERENCING OLD TABLE AS old_rows
-  FOR EACH STATEMENT EXECUTE FUNCTION warren_notify_pages_old();
---> statement-breakpoint
-CREATE TRIGGER activity_log_pages_insert AFTER INSERT ON activity_log REFERENCING NEW TABLE AS new_rows
-  FOR EACH STATEMENT EXECUTE FUNCTION warren_notify_pages_new();
---> statement-breakpoint
-CREATE TRIGGER activity_log_pages_update AFTER UPDATE ON activity_log REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-  FOR EACH STATEMENT EXECUTE FUNCTION warren_notify_pages_both();
---> statement-breakpoint
-CREATE TRIGGER activity_log_pages_delete AFTER DELETE ON activity_log REFERENCING OLD TABLE AS old_rows
-  FOR EACH STATEMENT EXECUTE FUNCTION warren_notify_pages_old();
---> statement-breakpoint
--- A sandbox's add-ons: the owner is the sandbox's (a cascade from a deleted sandbox is told by
--- the sandbox's own trigger).
-CREATE OR REPLACE FUNCTION warren_notify_pages_addons() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE u text;
-BEGIN
-  IF TG_OP = 'DELETE' THEN
-    FOR u IN SELECT DISTINCT s.user_id FROM old_rows r JOIN sandboxes s ON s.id = r.sandbox_id LOOP
+  IF TG_OP <> 'INSERT' THEN
+    FOR u IN SELECT DISTINCT user_id FROM old_rows WHERE user_id IS NOT NULL LOOP
       PERFORM pg_notify('warren_pages', warren_page_kind(TG_TABLE_NAME) || ':' || u);
     END LOOP;
-  ELSE
-    FOR u IN SELECT DISTINCT s.user_id FROM new_rows r JOIN sandboxes s ON s.id = r.sandbox_id LOOP
+  END IF;
+  IF TG_OP <> 'DELETE' THEN
+    FOR u IN SELECT DISTINCT user_id FROM new_rows WHERE user_id IS NOT NULL LOOP
       PERFORM pg_notify('warren_pages', warren_page_kind(TG_TABLE_NAME) || ':' || u);
     END LOOP;
   END IF;
@@ -96,7 +30,65 @@ BEGIN
 END;
 $$;
 --> statement-breakpoint
+CREATE TRIGGER sandboxes_pages_insert AFTER INSERT ON sandboxes REFERENCING NEW TABLE AS new_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION warren_notify_pages();
+--> statement-breakpoint
+CREATE TRIGGER sandboxes_pages_update AFTER UPDATE ON sandboxes REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION warren_notify_pages();
+--> statement-breakpoint
+CREATE TRIGGER sandboxes_pages_delete AFTER DELETE ON sandboxes REFERENCING OLD TABLE AS old_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION warren_notify_pages();
+--> statement-breakpoint
+CREATE TRIGGER chat_sessions_pages_insert AFTER INSERT ON chat_sessions REFERENCING NEW TABLE AS new_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION warren_notify_pages();
+--> statement-breakpoint
+CREATE TRIGGER chat_sessions_pages_update AFTER UPDATE ON chat_sessions REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION warren_notify_pages();
+--> statement-breakpoint
+CREATE TRIGGER chat_sessions_pages_delete AFTER DELETE ON chat_sessions REFERENCING OLD TABLE AS old_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION warren_notify_pages();
+--> statement-breakpoint
+CREATE TRIGGER chat_messages_pages_insert AFTER INSERT ON chat_messages REFERENCING NEW TABLE AS new_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION warren_notify_pages();
+--> statement-breakpoint
+CREATE TRIGGER chat_messages_pages_update AFTER UPDATE ON chat_messages REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION warren_notify_pages();
+--> statement-breakpoint
+CREATE TRIGGER chat_messages_pages_delete AFTER DELETE ON chat_messages REFERENCING OLD TABLE AS old_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION warren_notify_pages();
+--> statement-breakpoint
+CREATE TRIGGER activity_log_pages_insert AFTER INSERT ON activity_log REFERENCING NEW TABLE AS new_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION warren_notify_pages();
+--> statement-breakpoint
+CREATE TRIGGER activity_log_pages_update AFTER UPDATE ON activity_log REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION warren_notify_pages();
+--> statement-breakpoint
+CREATE TRIGGER activity_log_pages_delete AFTER DELETE ON activity_log REFERENCING OLD TABLE AS old_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION warren_notify_pages();
+--> statement-breakpoint
+-- A sandbox's add-ons: the owner is the sandbox's (a cascade from a deleted sandbox is told by
+-- the sandbox's own trigger).
+CREATE OR REPLACE FUNCTION warren_notify_pages_addons() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE u text;
+BEGIN
+  IF TG_OP <> 'INSERT' THEN
+    FOR u IN SELECT DISTINCT s.user_id FROM old_rows r JOIN sandboxes s ON s.id = r.sandbox_id LOOP
+      PERFORM pg_notify('warren_pages', 's:' || u);
+    END LOOP;
+  END IF;
+  IF TG_OP <> 'DELETE' THEN
+    FOR u IN SELECT DISTINCT s.user_id FROM new_rows r JOIN sandboxes s ON s.id = r.sandbox_id LOOP
+      PERFORM pg_notify('warren_pages', 's:' || u);
+    END LOOP;
+  END IF;
+  RETURN NULL;
+END;
+$$;
+--> statement-breakpoint
 CREATE TRIGGER sandbox_addons_pages_insert AFTER INSERT ON sandbox_addons REFERENCING NEW TABLE AS new_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION warren_notify_pages_addons();
+--> statement-breakpoint
+CREATE TRIGGER sandbox_addons_pages_update AFTER UPDATE ON sandbox_addons REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
   FOR EACH STATEMENT EXECUTE FUNCTION warren_notify_pages_addons();
 --> statement-breakpoint
 CREATE TRIGGER sandbox_addons_pages_delete AFTER DELETE ON sandbox_addons REFERENCING OLD TABLE AS old_rows
@@ -112,6 +104,3 @@ $$;
 --> statement-breakpoint
 CREATE TRIGGER container_addons_pages AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON container_addons
   FOR EACH STATEMENT EXECUTE FUNCTION warren_notify_pages_all();
---> statement-breakpoint
-CREATE TRIGGER sandbox_addons_pages_update AFTER UPDATE ON sandbox_addons REFERENCING NEW TABLE AS new_rows
-  FOR EACH STATEMENT EXECUTE FUNCTION warren_notify_pages_addons();
