@@ -51,8 +51,6 @@ export type Page = { body: string; etag: string };
 export interface PageCache {
   /** The page for (user, key): kept while nothing of its kind changed for the user, else `render()`ed. */
   get(userId: string, kind: PageKind, key: string, render: () => Promise<unknown>): Promise<Page>;
-  /** Drops the user's pages (of one kind, or all) on this instance; the triggers tell every instance. */
-  invalidate(userId: string, kind?: PageKind): void;
   /** Waits until every change committed so far has reached this instance. */
   settle(): Promise<void>;
   stats(): { entries: number; bytes: number; hits: number; misses: number; shared: number; enabled: boolean };
@@ -106,9 +104,6 @@ export function createPageCache(deps: { database: Database; logger: Logger; opti
     generations.set(group, (generations.get(group) ?? 0) + 1);
     const keys = keysByGroup.get(group);
     if (keys) for (const key of [...keys]) drop(key);
-  };
-  const invalidate = (userId: string, kind?: PageKind) => {
-    for (const code of kind ? [CODE[kind]] : ALL) invalidateGroup(`${code}:${userId}`);
   };
   const onMessage = (payload: string) => {
     if (payload === "*") return clear();
@@ -182,8 +177,6 @@ export function createPageCache(deps: { database: Database; logger: Logger; opti
       }
       return page;
     },
-
-    invalidate,
 
     settle: () => feed.settle(),
 
