@@ -1,4 +1,5 @@
 import { PGlite } from "@electric-sql/pglite";
+import { sql } from "drizzle-orm";
 import { hostname } from "node:os";
 import postgres from "postgres";
 import { isAlive, openPostgres, pgliteExtensions, wrapPglite, type Database } from "../../src/database/client";
@@ -132,4 +133,15 @@ export async function dropServerTemplate(): Promise<void> {
 
 export function createTestDatabase(): Promise<TestDatabase> {
   return TEST_DATABASE_URL ? createServerDatabase() : createPglite();
+}
+
+/**
+ * Ends every Warren LISTEN connection to `db`'s database from the server side (a failover, an
+ * idle-killer), as src/database/listener.ts must survive; returns how many were ended.
+ */
+export async function terminateListeners(db: Database["db"]): Promise<number> {
+  const rows = await db.execute(
+    sql`select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'warren-listener' and datname = current_database()`,
+  );
+  return [...(rows as unknown as unknown[])].length;
 }

@@ -5,7 +5,7 @@ import { createAuth } from "../../src/auth/auth";
 import { openPostgres, type Database } from "../../src/database/client";
 import { createPageCache, noneMatch, type PageCache } from "../../src/lib/page-cache";
 import { json, memoryLogger, requester, signUp, useTestApp, type TestApp, type TestUser } from "../helpers/app";
-import { ENGINE } from "../helpers/db";
+import { ENGINE, terminateListeners } from "../helpers/db";
 
 /**
  * The page cache (src/lib/page-cache.ts) may serve a list page again only while nothing it shows
@@ -274,9 +274,7 @@ describe.skipIf(ENGINE !== "postgres")("page cache across instances (postgres)",
       const id = await createSandbox(b, u, "listening");
       await warm(b, u, "/api/v1/sandboxes");
       expect(b.pages.stats().enabled).toBe(true);
-      await app().database.db.execute(
-        sql`select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'warren-listener' and datname = current_database()`,
-      );
+      await terminateListeners(app().database.db);
       const deadline = Date.now() + 5000;
       while (b.pages.stats().enabled && Date.now() < deadline) await Bun.sleep(5);
       // Whether or not it has reconnected yet, a change made now must be seen.

@@ -1,12 +1,11 @@
 import { describe, expect, test } from "bun:test";
-import { sql } from "drizzle-orm";
 import postgres from "postgres";
 import { createApp } from "../../src/app";
 import { createAuth } from "../../src/auth/auth";
 import { openPostgres, type Database } from "../../src/database/client";
 import { CHANGE_CHANNEL, createChangeNotifier, type ChangeEvent, type ChangeNotifier } from "../../src/services/events/notifier";
 import { memoryLogger, requester, signInAgain, signUp, useTestApp, type TestApp, type TestUser } from "../helpers/app";
-import { ENGINE } from "../helpers/db";
+import { ENGINE, terminateListeners } from "../helpers/db";
 import { openEventStream } from "../helpers/sse";
 
 const app = useTestApp({ env: { EVENTS_HEARTBEAT_MS: "100" } });
@@ -214,10 +213,7 @@ describe.skipIf(ENGINE !== "postgres")("across instances (PostgreSQL LISTEN/NOTI
     try {
       const db = app().database.db;
       // The server drops the LISTEN connection (a failover, an idle-killer); the listener reconnects.
-      const killed = await db.execute(
-        sql`select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() and application_name = 'warren-listener'`,
-      );
-      expect([...(killed as unknown as unknown[])].length).toBeGreaterThan(0);
+      expect(await terminateListeners(db)).toBeGreaterThan(0);
       expect((await patch(app(), u.token, { themePreset: "during-reconnect" })).status).toBe(200);
       const event = await stream.nextEvent(3000);
       expect(JSON.parse(event.data!)).toMatchObject({ themePreset: "during-reconnect", version: 1 });

@@ -6,7 +6,7 @@ import { createSessionResolver, type SessionResolver } from "../../src/auth/sess
 import { openPostgres, queryRows, type Database } from "../../src/database/client";
 import { json, memoryLogger, requester, signInAgain, signUp, useTestApp, type TestApp } from "../helpers/app";
 import { expectError } from "../helpers/expect";
-import { ENGINE } from "../helpers/db";
+import { ENGINE, terminateListeners } from "../helpers/db";
 
 /**
  * The session cache (src/auth/session-cache.ts) must never let a signed-out or revoked session
@@ -171,9 +171,7 @@ describe.skipIf(ENGINE !== "postgres")("session cache across instances (postgres
       const u = await signUp(b);
       await warm(b, { token: u.token });
       expect(b.sessions.stats().enabled).toBe(true);
-      await app().database.db.execute(
-        sql`select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'warren-listener' and datname = current_database()`,
-      );
+      await terminateListeners(app().database.db);
       const deadline = Date.now() + 5000;
       while (b.sessions.stats().enabled && Date.now() < deadline) await Bun.sleep(5);
       // Whether or not it has reconnected yet, a revocation now must be seen.
