@@ -21,26 +21,25 @@ const fieldError = (field: string, message: string): FieldError => ({ location: 
 export async function assertInCatalog(tx: Tx, userId: string, next: PreferenceFields, touched: ReadonlySet<string>) {
   const errors: FieldError[] = [];
 
-  let tier: { id: string; hasGpu: boolean } | undefined;
-  const tierQuery = next.defaultResourceTierId
-    ? eq(resourceTiers.id, next.defaultResourceTierId)
-    : eq(resourceTiers.isDefault, true);
-  const [tierRow] = await tx.select().from(resourceTiers).where(tierQuery);
-  if (tierRow && (tierRow.enabled || !next.defaultResourceTierId)) tier = tierRow;
-  if (touched.has("defaultResourceTierId") && next.defaultResourceTierId && !tier) {
-    errors.push(fieldError("defaultResourceTierId", "is not an available resource tier"));
-  }
-
-  const flavorQuery = next.defaultFlavorId ? eq(containerFlavors.id, next.defaultFlavorId) : eq(containerFlavors.isDefault, true);
-  const [flavorRow] = await tx.select().from(containerFlavors).where(flavorQuery);
-  if (touched.has("defaultFlavorId") && next.defaultFlavorId && !flavorRow?.enabled) {
-    errors.push(fieldError("defaultFlavorId", flavorRow ? "is disabled in the catalog" : "is not a flavor in the catalog"));
-  }
-
-  if (touched.has("defaultAddonIds") || touched.has("defaultFlavorId") || touched.has("defaultResourceTierId")) {
+  // The sandbox defaults are judged together (an add-on against the flavor and tier it would run
+  // on), so a change to any of them reads the catalog; a change to none of them (a theme, the
+  // default model) reads nothing here.
+  if (touched.has("defaultResourceTierId") || touched.has("defaultFlavorId") || touched.has("defaultAddonIds")) {
     const ids = next.defaultAddonIds;
-    const rows = ids.length ? await tx.select().from(containerAddons).where(inArray(containerAddons.id, ids)) : [];
-    const byId = new Map(rows.map((r) => [r.id, r]));
+    // Independent reads, sent together (pipelined on the transaction's connection).
+    const [[tierRow], [flavorRow], addonRows] = await Promise.all([
+      tx.select().from(resourceTiers).where(next.defaultResourceTierId ? eq(resourceTiers.id, next.defaultResourceTierId) : eq(resourceTiers.isDefault, true)),
+      tx.select().from(containerFlavors).where(next.defaultFlavorId ? eq(containerFlavors.id, next.defaultFlavorId) : eq(containerFlavors.isDefault, true)),
+      ids.length ? tx.select().from(containerAddons).where(inArray(containerAddons.id, ids)) : Promise.resolve([]),
+    ]);
+    const tier = tierRow && (tierRow.enabled || !next.defaultResourceTierId) ? tierRow : undefined;
+    if (touched.has("defaultResourceTierId") && next.defaultResourceTierId && !tier) {
+      errors.push(fieldError("defaultResourceTierId", "is not an available resource tier"));
+    }
+    if (touched.has("defaultFlavorId") && next.defaultFlavorId && !flavorRow?.enabled) {
+      errors.push(fieldError("defaultFlavorId", flavorRow ? "is disabled in the catalog" : "is not a flavor in the catalog"));
+    }
+    const byId = new Map(addonRows.map((r) => [r.id, r]));
     ids.forEach((id, i) => {
       const addon = byId.get(id);
       const field = `defaultAddonIds[${i}]`;

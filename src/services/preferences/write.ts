@@ -11,11 +11,16 @@ import { DEFAULT_PREFERENCES, fieldsOf, PREFERENCE_FIELDS, toPreferences, type P
 export type PreferencesPatch = Partial<PreferenceFields>;
 
 /**
- * Every write: make sure the row exists (ON CONFLICT, so two first writes cannot both insert),
- * lock it, check If-Match against the locked version, apply, bump the version and record the
- * activity, all in one transaction (the version bump notifies open streams at commit). The row lock serialises concurrent
- * writers of one user, so a merge always starts from the latest committed document and no update
- * is lost, with or without If-Match.
+ * Every write: lock the user's row (creating it first if it does not exist: ON CONFLICT, so two
+ * first writes cannot both insert), check If-Match against the locked version, apply, bump the
+ * version and record the activity, all in one transaction (the version bump notifies open streams
+ * at commit). The row lock serialises concurrent writers of one user, so a merge always starts
+ * from the latest committed document and no update is lost, with or without If-Match.
+ *
+ * Round trips are what a write costs here: while one holds the lock, every other writer of that
+ * user waits, and on this stack each round trip to PostgreSQL is a wake-up on both sides. So the
+ * row is locked by the first statement when it exists (the usual case), the catalog is read only
+ * for the fields that need it, and the update and its activity entry go out together.
  */
 async function writePreferences(
   ctx: ServiceContext,
@@ -25,27 +30,36 @@ async function writePreferences(
   change: (current: PreferenceFields) => { next: PreferenceFields; touched: Set<string> },
 ): Promise<Preferences> {
   return events.transaction(ctx.db, async (tx) => {
-    await tx.insert(userPreferences).values({ userId: ctx.userId, version: 0 }).onConflictDoNothing();
-    const [locked] = await tx.select().from(userPreferences).where(eq(userPreferences.userId, ctx.userId)).for("update");
+    const lock = () => tx.select().from(userPreferences).where(eq(userPreferences.userId, ctx.userId)).for("update");
+    let [locked] = await lock();
+    if (!locked) {
+      await tx.insert(userPreferences).values({ userId: ctx.userId, version: 0 }).onConflictDoNothing();
+      [locked] = await lock();
+    }
     if (!locked) throw new Error("user_preferences row vanished inside its own transaction");
-    assertIfMatch(ifMatch, locked.version, () => toPreferences(locked), "Your preferences");
+    const current = locked;
+    assertIfMatch(ifMatch, current.version, () => toPreferences(current), "Your preferences");
 
-    const { next, touched } = change(fieldsOf(locked));
+    const { next, touched } = change(fieldsOf(current));
     await assertInCatalog(tx, ctx.userId, next, touched);
-    const [row] = await tx
-      .update(userPreferences)
-      .set({ ...next, version: locked.version + 1, updatedAt: ctx.now() })
-      .where(eq(userPreferences.userId, ctx.userId))
-      .returning();
-    const saved = toPreferences(row!);
-    await recordActivity(tx, ctx, {
-      action,
-      entityType: "preferences",
-      entityId: ctx.userId,
-      metadata: { fields: [...touched].sort(), version: saved.version },
-    });
+    const version = current.version + 1;
+    // Sent together: the entry does not depend on the update's result, and either failing fails
+    // the transaction.
+    const [[row]] = await Promise.all([
+      tx
+        .update(userPreferences)
+        .set({ ...next, version, updatedAt: ctx.now() })
+        .where(eq(userPreferences.userId, ctx.userId))
+        .returning(),
+      recordActivity(tx, ctx, {
+        action,
+        entityType: "preferences",
+        entityId: ctx.userId,
+        metadata: { fields: [...touched].sort(), version },
+      }),
+    ]);
     // No publish: the trigger on user_preferences announces the new version at commit.
-    return saved;
+    return toPreferences(row!);
   });
 }
 
