@@ -117,7 +117,11 @@ export const chatMessages = pgTable(
     index("chat_messages_user_created_idx").on(t.userId, t.createdAt),
     // Search: rare terms are found through the GIN index, frequent ones by walking the user's
     // messages newest first (chat_messages_user_created_idx); the planner picks per query.
-    index("chat_messages_search_idx").using("gin", t.searchVector),
+    // New entries wait in GIN's pending list, which every search reads in full until it is merged
+    // into the index; at PostgreSQL's default limit (4 MB) that was ~500 pages and 2 ms of every
+    // search while chats stream in (bench/README.md). 64 kB keeps it to a few pages, and ingest
+    // did not get slower (migration 0016).
+    index("chat_messages_search_idx").using("gin", t.searchVector).with({ gin_pending_list_limit: 64 }),
   ],
 );
 

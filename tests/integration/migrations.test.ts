@@ -38,6 +38,15 @@ describe("committed migrations", () => {
       rmSync(scratch, { recursive: true, force: true });
     }
   });
+
+  test("the database has what the schema declares where a migration says it differently: the search index's pending-list limit", async () => {
+    // 0016 sets it with ALTER INDEX (no rebuild) where drizzle-kit would drop and re-create.
+    const rows = await queryRows<{ options: string[] | null }>(
+      app().database.db,
+      sql`select reloptions as options from pg_class where relname = 'chat_messages_search_idx'`,
+    );
+    expect(rows[0]?.options).toEqual(["gin_pending_list_limit=64"]);
+  });
 });
 
 describe("seed data", () => {
