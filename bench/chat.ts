@@ -199,7 +199,7 @@ async function explainServices(url: string, userId: string, calls: Record<string
     for (const [name, call] of Object.entries(calls)) {
       captured = [];
       await call(ctx);
-      // Only what EXPLAIN takes: search's `set local plan_cache_mode` is a setting, not a query.
+      // Only what EXPLAIN takes (statements, not settings such as SET or BEGIN).
       const statements = captured.filter((s) => /^\s*(with|select|insert|update|delete)\b/i.test(s.query));
       for (const [i, s] of statements.entries()) {
         const params = s.params.map((v) => (v instanceof Date ? v.toISOString() : v)) as never[];

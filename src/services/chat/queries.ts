@@ -334,51 +334,51 @@ export const SEARCH_CANDIDATES = 1000;
  */
 export async function searchMessages(ctx: ServiceContext, q: { q: string; limit: number; cursor?: string | undefined }) {
   const cursor = q.cursor ? decodeSearchCursor(q.cursor) : undefined;
-  // The query is spelled out at each use instead of a shared CTE, and every plan is a custom one:
+  // The query is spelled out at each use instead of a shared CTE, and its plan is a custom one:
   // only a planner that sees the actual tsquery can tell a common word (walk the user's messages
   // newest first, stop at SEARCH_CANDIDATES matches) from a rare one (the GIN index). Through a
   // CTE, or with a generic plan, it guessed, took the GIN path for every word and ranked all
   // 125,000 matches of "error" for a user with a million messages (1.2 s instead of 35 ms).
-  // ts_rank runs on the candidates only.
+  // Raw statements go out unnamed (postgres.js `unsafe` does not prepare them; PGlite neither), and
+  // PostgreSQL plans an unnamed statement for the values it is bound to, so there is no generic
+  // plan to avoid; the transaction with `set local plan_cache_mode` that used to guarantee it cost
+  // three round trips per search. ts_rank runs on the candidates only.
   const tsq = sql`websearch_to_tsquery('simple', ${q.q})`;
-  const rows = await ctx.db.transaction(async (tx) => {
-    await tx.execute(sql`set local plan_cache_mode = force_custom_plan`);
-    return queryRows<{
-      id: string;
-      session_id: string;
-      sandbox_id: string | null;
-      title: string;
-      role: string;
-      created_at: string | Date;
-      rank: number;
-      snippet: string;
-    }>(
-      tx,
-      sql`with candidates as materialized (
-            select m.id, m.session_id, m.role, m.created_at
-            from chat_messages m
-            where m.user_id = ${ctx.userId} and m.search_vector @@ ${tsq} and not m.is_stub and m.removed_at is null
-            order by m.created_at desc
-            limit ${SEARCH_CANDIDATES}
-          ),
-          ranked as materialized (
-            select c.*, ts_rank(m.search_vector, ${tsq}) as rank
-            from candidates c join chat_messages m on m.id = c.id
-          ),
-          hits as (
-            select r.* from ranked r
-            ${cursor ? sql`where (r.rank, r.id) < (${cursor.rank}::real, ${cursor.id})` : sql``}
-            order by r.rank desc, r.id desc
-            limit ${q.limit + 1}
-          )
-          select h.id, h.session_id, s.sandbox_id, s.title, h.role::text as role, h.created_at, h.rank,
-            ts_headline('simple', translate(left(m.text, 20000), ${SNIPPET_MARKS}, ''), ${tsq},
-              'StartSel=${sql.raw(START)}, StopSel=${sql.raw(STOP)}, MaxWords=30, MinWords=12, MaxFragments=2, FragmentDelimiter=" … "') as snippet
-          from hits h join chat_messages m on m.id = h.id join chat_sessions s on s.id = h.session_id
-          where s.purged_at is null
-          order by h.rank desc, h.id desc`,
-    );
-  });
+  const rows = await queryRows<{
+    id: string;
+    session_id: string;
+    sandbox_id: string | null;
+    title: string;
+    role: string;
+    created_at: string | Date;
+    rank: number;
+    snippet: string;
+  }>(
+    ctx.db,
+    sql`with candidates as materialized (
+          select m.id, m.session_id, m.role, m.created_at
+          from chat_messages m
+          where m.user_id = ${ctx.userId} and m.search_vector @@ ${tsq} and not m.is_stub and m.removed_at is null
+          order by m.created_at desc
+          limit ${SEARCH_CANDIDATES}
+        ),
+        ranked as materialized (
+          select c.*, ts_rank(m.search_vector, ${tsq}) as rank
+          from candidates c join chat_messages m on m.id = c.id
+        ),
+        hits as (
+          select r.* from ranked r
+          ${cursor ? sql`where (r.rank, r.id) < (${cursor.rank}::real, ${cursor.id})` : sql``}
+          order by r.rank desc, r.id desc
+          limit ${q.limit + 1}
+        )
+        select h.id, h.session_id, s.sandbox_id, s.title, h.role::text as role, h.created_at, h.rank,
+          ts_headline('simple', translate(left(m.text, 20000), ${SNIPPET_MARKS}, ''), ${tsq},
+            'StartSel=${sql.raw(START)}, StopSel=${sql.raw(STOP)}, MaxWords=30, MinWords=12, MaxFragments=2, FragmentDelimiter=" … "') as snippet
+        from hits h join chat_messages m on m.id = h.id join chat_sessions s on s.id = h.session_id
+        where s.purged_at is null
+        order by h.rank desc, h.id desc`,
+  );
   const more = rows.length > q.limit;
   const page = more ? rows.slice(0, q.limit) : rows;
   const last = page[page.length - 1];
