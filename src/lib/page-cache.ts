@@ -6,7 +6,8 @@ import { invalidationFeed } from "../database/invalidations";
 import type { Logger } from "./logger";
 
 /**
- * Rendered list pages (sandboxes, chat sessions and messages, activity), kept per instance.
+ * Rendered list pages (sandboxes, chat sessions and messages, activity) and single sandboxes,
+ * kept per instance.
  *
  * A 50-row page costs Bun's one JS thread about 1.5 ms to read, map and serialise before a line
  * of Warren runs (bench/README.md, "The floor of a page"), and apps ask for the same pages over
@@ -46,11 +47,15 @@ const CODE: Record<PageKind, string> = { sandboxes: "s", chat: "c", activity: "a
 const DROPS: Record<string, string[]> = { s: ["s", "c"], c: ["c"], a: ["a"] };
 const ALL = ["s", "c", "a"];
 
-export type Page = { body: string; etag: string };
+/** `meta`: what the route's `keep` took from the rendered value (see cachedPage). */
+export type Page = { body: string; etag: string; meta?: unknown };
 
 export interface PageCache {
-  /** The page for (user, key): kept while nothing of its kind changed for the user, else `render()`ed. */
-  get(userId: string, kind: PageKind, key: string, render: () => Promise<unknown>): Promise<Page>;
+  /**
+   * The page for (user, key): kept while nothing of its kind changed for the user, else
+   * `render()`ed; `keep` takes what the route needs again on a hit from the rendered value.
+   */
+  get(userId: string, kind: PageKind, key: string, render: () => Promise<unknown>, keep?: (value: unknown) => unknown): Promise<Page>;
   /** Waits until every change committed so far has reached this instance. */
   settle(): Promise<void>;
   stats(): { entries: number; bytes: number; hits: number; misses: number; shared: number; enabled: boolean };
@@ -123,7 +128,7 @@ export function createPageCache(deps: { database: Database; logger: Logger; opti
   });
 
   return {
-    async get(userId, kind, key, render) {
+    async get(userId, kind, key, render, keep) {
       if (enabled) feed.start();
       const group = `${CODE[kind]}:${userId}`;
       const cacheKey = `${userId} ${key}`;
@@ -149,9 +154,9 @@ export function createPageCache(deps: { database: Database; logger: Logger; opti
         shared++;
         return flight.page;
       }
-      const rendering = render().then((value) => {
+      const rendering = render().then((value): Page => {
         const body = JSON.stringify(value);
-        return { body, etag: etagOfBody(body) };
+        return keep ? { body, etag: etagOfBody(body), meta: keep(value) } : { body, etag: etagOfBody(body) };
       });
       const own = { epoch: seenEpoch, generation: seenGeneration, page: rendering };
       inflight.set(cacheKey, own);
@@ -208,11 +213,22 @@ export function noneMatch(header: string | undefined, etag: string): boolean {
  * when the client's If-None-Match already names it. Clients may keep the page but must
  * revalidate (`private, no-cache`).
  */
-export async function cachedPage<T>(c: Context<AppEnv>, kind: PageKind, render: () => Promise<T>): Promise<TypedResponse<JSONParsed<T>, 200, "json">> {
+/**
+ * Answers a GET from the page cache. `served`, for a route that does something on every read,
+ * cached or not: `keep` takes what it needs from the rendered value (kept with the page), and
+ * `then` runs with it before the answer goes out.
+ */
+export async function cachedPage<T, M = never>(
+  c: Context<AppEnv>,
+  kind: PageKind,
+  render: () => Promise<T>,
+  served?: { keep: (value: T) => M; then: (kept: M) => Promise<unknown> | undefined },
+): Promise<TypedResponse<JSONParsed<T>, 200, "json">> {
   const url = c.req.url;
   const query = url.indexOf("?");
   const key = query === -1 ? c.req.path : c.req.path + url.slice(query);
-  const page = await c.get("pages").get(c.get("scope").userId, kind, key, render);
+  const page = await c.get("pages").get(c.get("scope").userId, kind, key, render, served && ((value) => served.keep(value as T)));
+  if (served) await served.then(page.meta as M);
   c.header("ETag", page.etag);
   c.header("Cache-Control", "private, no-cache");
   // The page is `render()`'s value in JSON, exactly what c.json would have sent.

@@ -91,15 +91,17 @@ export function sandboxRoutes(rt: SandboxRuntime) {
         summary: "One sandbox",
         security: authSecurity,
         request: { params: IdParam },
-        responses: { 200: json(Sandbox, "The sandbox"), ...errorResponses(404) },
+        responses: { 200: json(Sandbox, "The sandbox"), ...notModified, ...errorResponses(404) },
       }),
       async (c) => {
         const scope = c.get("scope");
         const id = c.req.valid("param").id;
-        const sandbox = await getSandbox(scope, id);
-        // Reading a running sandbox is use of it (postpones its idle stop); others need no write.
-        if (sandbox.status === "running") await touchSandbox(scope, id, sandbox.lastActivityAt);
-        return c.json(sandbox, 200);
+        // Reading a running sandbox is use of it (postpones its idle stop), from the cache or not;
+        // others need no write. The touch is throttled, and when it writes it drops the page.
+        return cachedPage(c, "sandboxes", () => getSandbox(scope, id), {
+          keep: (sandbox) => ({ status: sandbox.status, lastActivityAt: sandbox.lastActivityAt }),
+          then: (kept) => (kept.status === "running" ? touchSandbox(scope, id, kept.lastActivityAt) : undefined),
+        });
       },
     )
     .openapi(

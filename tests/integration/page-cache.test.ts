@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { sql } from "drizzle-orm";
 import { createApp } from "../../src/app";
 import { createAuth } from "../../src/auth/auth";
-import { openPostgres, type Database } from "../../src/database/client";
+import { openPostgres, queryRows, type Database } from "../../src/database/client";
 import { createPageCache, noneMatch, type PageCache } from "../../src/lib/page-cache";
 import { json, memoryLogger, requester, signUp, useTestApp, type TestApp, type TestUser } from "../helpers/app";
 import { ENGINE, terminateListeners } from "../helpers/db";
@@ -18,11 +18,11 @@ const app = useTestApp();
 
 type Instance = Pick<TestApp, "request"> & { pages: PageCache };
 
-function instance(database: Database = app().database, options = { ttlMs: 60_000, maxBytes: 8 * 1024 * 1024 }): Instance {
+function instance(database: Database = app().database, options = { ttlMs: 60_000, maxBytes: 8 * 1024 * 1024 }, now?: () => Date): Instance {
   const { logger } = memoryLogger();
   const auth = createAuth({ config: app().config, db: database.db, logger });
   const pages = createPageCache({ database, logger, options });
-  const built = createApp({ config: app().config, database, logger, auth, pages });
+  const built = createApp({ config: app().config, database, logger, auth, pages, ...(now ? { now } : {}) });
   return { pages, request: requester((path, init) => built.request(path, init)) };
 }
 
@@ -111,6 +111,46 @@ describe(`page cache (${ENGINE})`, () => {
     await app().database.db.execute(sql`insert into sandbox_addons (sandbox_id, addon_id) values (${id}, 'cloud')`);
     await a.pages.settle();
     expect((await json(await a.request("/api/v1/sandboxes", { token: u.token }))).data[0].addonIds).toEqual(["cloud"]);
+  });
+
+  test("one sandbox is a cached page too; reading a running one from the cache still postpones its idle stop", async () => {
+    let clock = Date.now();
+    const a = instance(app().database, undefined, () => new Date(clock));
+    const u = await signUp(a);
+    const id = await createSandbox(a, u, "single");
+    const path = `/api/v1/sandboxes/${id}`;
+    await warm(a, u, path);
+    const etag = (await a.request(path, { token: u.token })).headers.get("etag");
+    expect(etag).toMatch(/^"p[0-9a-z]+"$/);
+    const again = await a.request(path, { token: u.token, headers: { "if-none-match": etag! } });
+    expect(again.status).toBe(304);
+    expect(await again.text()).toBe("");
+    // Another user gets 404, never the cached page.
+    const other = await signUp(a);
+    expect((await a.request(path, { token: other.token })).status).toBe(404);
+    await app().database.db.execute(sql`update sandboxes set description = 'by sql' where id = ${id}`);
+    await a.pages.settle();
+    expect((await json(await a.request(path, { token: u.token }))).description).toBe("by sql");
+
+    // Running, last used ten minutes ago: the next read (a miss) marks it used now …
+    const lastUse = async () =>
+      new Date((await queryRows<{ at: string | Date }>(app().database.db, sql`select last_activity_at as at from sandboxes where id = ${id}`))[0]!.at).getTime();
+    const tenMinutesAgo = new Date(clock - 10 * 60_000).toISOString();
+    await app().database.db.execute(
+      sql`update sandboxes set status = 'running', desired_status = 'running', last_activity_at = ${tenMinutesAgo}::timestamptz where id = ${id}`,
+    );
+    await a.pages.settle();
+    expect((await json(await a.request(path, { token: u.token }))).lastActivityAt).toBe(tenMinutesAgo);
+    expect(await lastUse()).toBe(clock);
+    await a.pages.settle();
+    expect((await json(await a.request(path, { token: u.token }))).lastActivityAt).toBe(new Date(clock).toISOString());
+    // … and five minutes on, a read served from the cache marks it used again.
+    await warm(a, u, path);
+    clock += 5 * 60_000;
+    const hits = a.pages.stats().hits;
+    expect((await a.request(path, { token: u.token })).status).toBe(200);
+    expect(a.pages.stats().hits).toBe(hits + 1);
+    expect(await lastUse()).toBe(clock);
   });
 
   test("a change drops only pages of its kind: a preferences change leaves the sandbox list cached", async () => {

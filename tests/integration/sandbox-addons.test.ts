@@ -292,12 +292,15 @@ describe("add-on services", () => {
       const [r] = await queryRows<{ xmin: string; updated_at: unknown }>(app().database.db, sql`select xmin::text as xmin, updated_at from sandboxes where id = ${s.id}`);
       return r!;
     };
+    // A job's change reaches cached pages when its notification arrives (milliseconds; a request
+    // that writes waits for its own): the views below are read once it has.
     const check = async (at: number) => {
       app().clock.offsetMs = at;
       try {
         return await checkAddonHealth(app().rt);
       } finally {
         app().clock.offsetMs = 0;
+        await app().pages.settle();
       }
     };
     const setHealth = async (mode: string) => expect(await (await app().request(`${endpoint}health-mode/${mode}`, { token: owner.token })).text()).toBe(mode);
@@ -354,6 +357,7 @@ describe("add-on services", () => {
     // A sandbox settled to running without a checked start (the reconciler's way) is starting
     // until a check has seen the service answer.
     await app().database.db.update(sandboxes).set({ addonHealth: {} }).where(eq(sandboxes.id, s.id));
+    await app().pages.settle();
     expect(await addon()).toMatchObject({ status: "starting", healthCheckedAt: null, message: null });
     await check(7_000);
     expect(await addon()).toMatchObject({ status: "running", message: null });
@@ -369,6 +373,7 @@ describe("add-on services", () => {
       return info;
     };
     expect((await checkAddonHealth({ ...app().rt, driver: racing })).skipped).toContain(s.id);
+    await app().pages.settle();
     expect(await addon()).toMatchObject({ status: "starting", healthCheckedAt: null });
     await setHealth("ok");
     await check(8_000);
