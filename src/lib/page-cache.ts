@@ -6,8 +6,8 @@ import { invalidationFeed } from "../database/invalidations";
 import type { Logger } from "./logger";
 
 /**
- * Rendered list pages (sandboxes, chat sessions and messages, activity) and single sandboxes,
- * kept per instance.
+ * Rendered list pages (sandboxes, chat sessions and messages, activity), single sandboxes and
+ * the preferences document, kept per instance.
  *
  * A 50-row page costs Bun's one JS thread about 1.5 ms to read, map and serialise before a line
  * of Warren runs (bench/README.md, "The floor of a page"), and apps ask for the same pages over
@@ -19,7 +19,7 @@ import type { Logger } from "./logger";
  *   owner's user id at commit, whoever writes and however: a request on another instance, a
  *   background job, an operator's SQL. Those pages are dropped on arrival. A catalogue change
  *   (`*`) drops everything.
- * - Pages are of three kinds (sandboxes, chat, activity), and a change drops only its kind: an
+ * - Pages are of four kinds (sandboxes, chat, activity, preferences), and a change drops only its kind: an
  *   agent's chat streaming in, or a preferences change (an activity entry), leaves the sandbox
  *   list cached. A sandbox's change drops chat pages too.
  * - A request that writes answers only after `settle()` (src/app.ts): its own notifications have
@@ -38,24 +38,31 @@ export const PAGES_CHANNEL = "warren_pages";
 export type PageCacheOptions = { ttlMs: number; maxBytes: number };
 
 /** What a page shows; a change of one kind leaves the others cached. */
-export type PageKind = "sandboxes" | "chat" | "activity";
-const CODE: Record<PageKind, string> = { sandboxes: "s", chat: "c", activity: "a" };
+export type PageKind = "sandboxes" | "chat" | "activity" | "preferences";
+const CODE: Record<PageKind, string> = { sandboxes: "s", chat: "c", activity: "a", preferences: "p" };
 /**
  * The kinds a notification (migration 0015: `s:`, `c:`, `a:` + user id) drops. A sandbox's change
  * drops chat pages too: a sandbox's chat list answers for that sandbox (404 once it is gone).
  */
-const DROPS: Record<string, string[]> = { s: ["s", "c"], c: ["c"], a: ["a"] };
-const ALL = ["s", "c", "a"];
+const DROPS: Record<string, string[]> = { s: ["s", "c"], c: ["c"], a: ["a"], p: ["p"] };
+const ALL = ["s", "c", "a", "p"];
 
 /** `meta`: what the route's `keep` took from the rendered value (see cachedPage). */
 export type Page = { body: string; etag: string; meta?: unknown };
 
+/**
+ * Per route: `keep` takes what the route needs again on every read (hit or miss) from the rendered
+ * value, kept with the page; `etag`, for a resource with its own version, is the page's ETag
+ * instead of a hash of the body.
+ */
+export type RenderOptions = { keep?: (value: unknown) => unknown; etag?: (value: unknown) => string };
+
 export interface PageCache {
   /**
    * The page for (user, key): kept while nothing of its kind changed for the user, else
-   * `render()`ed; `keep` takes what the route needs again on a hit from the rendered value.
+   * `render()`ed.
    */
-  get(userId: string, kind: PageKind, key: string, render: () => Promise<unknown>, keep?: (value: unknown) => unknown): Promise<Page>;
+  get(userId: string, kind: PageKind, key: string, render: () => Promise<unknown>, options?: RenderOptions): Promise<Page>;
   /** Waits until every change committed so far has reached this instance. */
   settle(): Promise<void>;
   stats(): { entries: number; bytes: number; hits: number; misses: number; shared: number; enabled: boolean };
@@ -128,7 +135,7 @@ export function createPageCache(deps: { database: Database; logger: Logger; opti
   });
 
   return {
-    async get(userId, kind, key, render, keep) {
+    async get(userId, kind, key, render, renderOptions) {
       if (enabled) feed.start();
       const group = `${CODE[kind]}:${userId}`;
       const cacheKey = `${userId} ${key}`;
@@ -156,7 +163,9 @@ export function createPageCache(deps: { database: Database; logger: Logger; opti
       }
       const rendering = render().then((value): Page => {
         const body = JSON.stringify(value);
-        return keep ? { body, etag: etagOfBody(body), meta: keep(value) } : { body, etag: etagOfBody(body) };
+        const page: Page = { body, etag: renderOptions?.etag ? renderOptions.etag(value) : etagOfBody(body) };
+        if (renderOptions?.keep) page.meta = renderOptions.keep(value);
+        return page;
       });
       const own = { epoch: seenEpoch, generation: seenGeneration, page: rendering };
       inflight.set(cacheKey, own);
@@ -216,19 +225,23 @@ export function noneMatch(header: string | undefined, etag: string): boolean {
 /**
  * Answers a GET from the page cache. `served`, for a route that does something on every read,
  * cached or not: `keep` takes what it needs from the rendered value (kept with the page), and
- * `then` runs with it before the answer goes out.
+ * `then` runs with it before the answer goes out. `etag`: the resource's own version as the ETag
+ * (clients send it back in If-Match), instead of a hash of the body.
  */
 export async function cachedPage<T, M = never>(
   c: Context<AppEnv>,
   kind: PageKind,
   render: () => Promise<T>,
-  served?: { keep: (value: T) => M; then: (kept: M) => Promise<unknown> | undefined },
+  served?: { keep?: (value: T) => M; then?: (kept: M) => Promise<unknown> | undefined; etag?: (value: T) => string },
 ): Promise<TypedResponse<JSONParsed<T>, 200, "json">> {
   const url = c.req.url;
   const query = url.indexOf("?");
   const key = query === -1 ? c.req.path : c.req.path + url.slice(query);
-  const page = await c.get("pages").get(c.get("scope").userId, kind, key, render, served && ((value) => served.keep(value as T)));
-  if (served) await served.then(page.meta as M);
+  const options: RenderOptions = {};
+  if (served?.keep) options.keep = served.keep as (value: unknown) => unknown;
+  if (served?.etag) options.etag = served.etag as (value: unknown) => string;
+  const page = await c.get("pages").get(c.get("scope").userId, kind, key, render, options);
+  if (served?.then) await served.then(page.meta as M);
   c.header("ETag", page.etag);
   c.header("Cache-Control", "private, no-cache");
   // The page is `render()`'s value in JSON, exactly what c.json would have sent.

@@ -1,6 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { ETagHeader, etagOf, IfMatchHeaders, parseIfMatch } from "../lib/etag";
 import { authSecurity, createRouter, errorResponses } from "../lib/openapi";
+import { cachedPage, notModified } from "../lib/page-cache";
 import { storableString } from "../lib/text";
 import { AGENT_NAME } from "../services/agent-config/names";
 import type { ChangeNotifier } from "../services/events/notifier";
@@ -67,14 +68,12 @@ export function preferencesRoutes({ events, heartbeatMs }: PreferencesRouteDeps)
         path: "/me/preferences",
         tags: ["Preferences"],
         summary: "The caller's preferences (defaults, version 0, when nothing is stored)",
+        description: "With If-None-Match holding the current version's ETag: 304, no body.",
         security: authSecurity,
-        responses: { ...ok("The preferences document"), ...errorResponses() },
+        responses: { ...ok("The preferences document"), ...notModified, ...errorResponses() },
       }),
-      async (c) => {
-        const doc = await getPreferences(c.get("scope"));
-        c.header("ETag", etagOf(doc.version));
-        return c.json(doc, 200);
-      },
+      // From the page cache; the ETag stays the document's version, which writes take in If-Match.
+      async (c) => cachedPage(c, "preferences", () => getPreferences(c.get("scope")), { etag: (doc) => etagOf(doc.version) }),
     )
     .openapi(
       createRoute({

@@ -153,6 +153,30 @@ describe(`page cache (${ENGINE})`, () => {
     expect(await lastUse()).toBe(clock);
   });
 
+  test("the preferences document is cached with its version as ETag; writes by any path reach it", async () => {
+    const a = instance();
+    const u = await signUp(a);
+    const path = "/api/v1/me/preferences";
+    expect((await warm(a, u, path)).version).toBe(0);
+    const cached = await a.request(path, { token: u.token });
+    expect(cached.headers.get("etag")).toBe('"0"');
+    expect((await a.request(path, { token: u.token, headers: { "if-none-match": '"0"' } })).status).toBe(304);
+    // A write through the API: the next read shows it, with the ETag that If-Match takes.
+    const patched = await a.request(path, { method: "PATCH", token: u.token, json: { themeMode: "dark" } });
+    expect(patched.status).toBe(200);
+    const after = await a.request(path, { token: u.token, headers: { "if-none-match": '"0"' } });
+    expect(after.status).toBe(200);
+    expect(after.headers.get("etag")).toBe('"1"');
+    expect(await json(after)).toMatchObject({ themeMode: "dark", version: 1 });
+    // Operator SQL.
+    await warm(a, u, path);
+    await app().database.db.execute(sql`update user_preferences set theme_mode = 'light', version = 2 where user_id = ${u.id}`);
+    await a.pages.settle();
+    expect(await json(await a.request(path, { token: u.token }))).toMatchObject({ themeMode: "light", version: 2 });
+    const conditional = await a.request(path, { method: "PATCH", token: u.token, json: { themeMode: "system" }, headers: { "if-match": '"2"' } });
+    expect(conditional.status).toBe(200);
+  });
+
   test("a change drops only pages of its kind: a preferences change leaves the sandbox list cached", async () => {
     const a = instance();
     const u = await signUp(a);
