@@ -19,9 +19,9 @@ import type { Logger } from "./logger";
  *   owner's user id at commit, whoever writes and however: a request on another instance, a
  *   background job, an operator's SQL. Those pages are dropped on arrival. A catalogue change
  *   (`*`) drops everything.
- * - Pages are of four kinds (sandboxes, chat, activity, preferences), and a change drops only its kind: an
- *   agent's chat streaming in, or a preferences change (an activity entry), leaves the sandbox
- *   list cached. A sandbox's change drops chat pages too.
+ * - Pages are of four kinds (sandboxes, chat, activity, preferences), and a change drops only
+ *   its kind: an agent's chat streaming in, or a preferences change (the document and an activity
+ *   entry), leaves the sandbox list cached. A sandbox's change drops chat pages too.
  * - A request that writes answers only after `settle()` (src/app.ts): its own notifications have
  *   arrived, so the client's next read already sees the write.
  * - The cache is trusted only while the LISTEN connection is healthy (src/database/listener.ts);
@@ -41,8 +41,9 @@ export type PageCacheOptions = { ttlMs: number; maxBytes: number };
 export type PageKind = "sandboxes" | "chat" | "activity" | "preferences";
 const CODE: Record<PageKind, string> = { sandboxes: "s", chat: "c", activity: "a", preferences: "p" };
 /**
- * The kinds a notification (migration 0015: `s:`, `c:`, `a:` + user id) drops. A sandbox's change
- * drops chat pages too: a sandbox's chat list answers for that sandbox (404 once it is gone).
+ * The kinds a notification (`s:`, `c:`, `a:` + user id, migration 0015; `p:`, 0017) drops. A
+ * sandbox's change drops chat pages too: a sandbox's chat list answers for that sandbox (404 once
+ * it is gone).
  */
 const DROPS: Record<string, string[]> = { s: ["s", "c"], c: ["c"], a: ["a"], p: ["p"] };
 const ALL = ["s", "c", "a", "p"];
@@ -218,15 +219,14 @@ export function noneMatch(header: string | undefined, etag: string): boolean {
 }
 
 /**
- * Answers a GET of a list page through the page cache: the page's JSON with its ETag, or 304
- * when the client's If-None-Match already names it. Clients may keep the page but must
- * revalidate (`private, no-cache`).
- */
-/**
- * Answers a GET from the page cache. `served`, for a route that does something on every read,
- * cached or not: `keep` takes what it needs from the rendered value (kept with the page), and
- * `then` runs with it before the answer goes out. `etag`: the resource's own version as the ETag
- * (clients send it back in If-Match), instead of a hash of the body.
+ * Answers a GET through the page cache: the page's JSON with its ETag, or 304 when the client's
+ * If-None-Match already names it. Clients may keep the page but must revalidate (`private,
+ * no-cache`). `served`, per route:
+ * - `keep` and `then`, for a route that does something on every read, cached or not: `keep` takes
+ *   what it needs from the rendered value (kept with the page), `then` runs with it before the
+ *   answer goes out;
+ * - `etag`: the resource's own version as the ETag (clients send it back in If-Match), instead of
+ *   a hash of the body.
  */
 export async function cachedPage<T, M = never>(
   c: Context<AppEnv>,
