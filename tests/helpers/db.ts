@@ -2,7 +2,7 @@ import { PGlite } from "@electric-sql/pglite";
 import { sql } from "drizzle-orm";
 import { hostname } from "node:os";
 import postgres from "postgres";
-import { isAlive, openPostgres, pgliteExtensions, wrapPglite, type Database } from "../../src/database/client";
+import { isAlive, openPostgres, pgliteExtensions, queryRows, wrapPglite, type Database } from "../../src/database/client";
 import { migrateDatabase } from "../../src/database/migrate";
 
 /**
@@ -140,8 +140,9 @@ export function createTestDatabase(): Promise<TestDatabase> {
  * idle-killer), as src/database/listener.ts must survive; returns how many were ended.
  */
 export async function terminateListeners(db: Database["db"]): Promise<number> {
-  const rows = await db.execute(
+  const rows = await queryRows(
+    db,
     sql`select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'warren-listener' and datname = current_database()`,
   );
-  return [...(rows as unknown as unknown[])].length;
+  return rows.length;
 }
