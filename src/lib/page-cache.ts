@@ -237,10 +237,8 @@ export async function cachedPage<T, M = never>(
   const url = c.req.url;
   const query = url.indexOf("?");
   const key = query === -1 ? c.req.path : c.req.path + url.slice(query);
-  const options: RenderOptions = {};
-  if (served?.keep) options.keep = served.keep as (value: unknown) => unknown;
-  if (served?.etag) options.etag = served.etag as (value: unknown) => string;
-  const page = await c.get("pages").get(c.get("scope").userId, kind, key, render, options);
+  // `served`'s functions take the route's T, which is what render() gives the cache.
+  const page = await c.get("pages").get(c.get("scope").userId, kind, key, render, served as RenderOptions | undefined);
   if (served?.then) await served.then(page.meta as M);
   c.header("ETag", page.etag);
   c.header("Cache-Control", "private, no-cache");
