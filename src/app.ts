@@ -1,7 +1,6 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
-import { cors } from "hono/cors";
 import { requestId } from "hono/request-id";
 import { secureHeaders } from "hono/secure-headers";
 import { timeout } from "hono/timeout";
@@ -16,6 +15,7 @@ import type { Logger } from "./lib/logger";
 import { validationHook } from "./lib/openapi";
 import { createPageCache, type PageCache } from "./lib/page-cache";
 import { clientIp } from "./middleware/client-ip";
+import { apiCors } from "./middleware/cors";
 import { authErrorResponse, errorHandler, notFoundHandler, sendError } from "./middleware/errors";
 import { requestLog } from "./middleware/request-log";
 import { requireUser } from "./middleware/require-user";
@@ -103,12 +103,18 @@ export function createApp(deps: AppDeps) {
 
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
 
-  app.use(
-    requestId({
-      headerName: "X-Request-Id",
-      limitLength: 128,
-      // An incoming id is honoured only if it is short and made of safe characters (Hono checks).
-      generator: () => newId("request"),
+  const assignRequestId = requestId({
+    headerName: "X-Request-Id",
+    limitLength: 128,
+    // An incoming id is honoured only if it is short and made of safe characters (Hono checks).
+    generator: () => newId("request"),
+  });
+  app.use((c, next) =>
+    assignRequestId(c, async () => {
+      await next();
+      // A response the route built itself (Better Auth's, a proxied one, the account export's
+      // stream) does not carry the header Hono prepared; it is added to it here.
+      if (!c.res.headers.has("X-Request-Id")) c.res.headers.set("X-Request-Id", c.get("requestId"));
     }),
   );
   app.use(requestLog(logger));
@@ -120,16 +126,14 @@ export function createApp(deps: AppDeps) {
   );
   // CORS before the auth routes: preflights for /api/auth/* must be answered here. The origin
   // is echoed only when it is on the explicit allowlist, never reflected blindly.
-  const allowed = new Set(config.trustedOrigins);
   app.use(
     "/api/*",
-    cors({
-      origin: (origin) => (allowed.has(origin) ? origin : null),
-      credentials: true,
+    apiCors({
+      origins: config.trustedOrigins,
       allowMethods: ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
       allowHeaders: CORS_ALLOW_HEADERS,
       exposeHeaders: CORS_EXPOSE_HEADERS,
-      maxAge: 600,
+      maxAgeSeconds: 600,
     }),
   );
   app.use(

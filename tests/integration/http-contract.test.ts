@@ -140,6 +140,54 @@ describe("secure headers and CORS", () => {
     expect(okGet.headers.get("access-control-expose-headers")).toContain("set-auth-token");
   });
 
+  test("every answer to an allowlisted origin carries CORS: cached pages, 304s, errors and sign-in", async () => {
+    const origin = "https://app.example.com";
+    const corsOf = (res: Response) => ({
+      origin: res.headers.get("access-control-allow-origin"),
+      credentials: res.headers.get("access-control-allow-credentials"),
+      vary: res.headers.get("vary"),
+      exposes: res.headers.get("access-control-expose-headers")?.split(",") ?? [],
+    });
+    const expected = { origin, credentials: "true", vary: "Origin", exposes: expect.arrayContaining(["X-Request-Id", "ETag", "set-auth-token"]) };
+
+    // Sign-in: Better Auth's own response keeps its cookie and token, and the browser may read them.
+    const u = await signUp(app());
+    const signIn = await app().request("/api/auth/sign-in/email", {
+      method: "POST",
+      json: { email: u.email, password: u.password },
+      headers: { origin },
+    });
+    expect(signIn.status).toBe(200);
+    expect(corsOf(signIn)).toEqual(expected);
+    expect(signIn.headers.get("set-auth-token")).toBeTruthy();
+    expect(signIn.headers.getSetCookie().some((c) => c.includes("session_token="))).toBe(true);
+    expect(signIn.headers.get("x-request-id")).toMatch(/^req_/);
+
+    // A page from the page cache, the same page again (a hit), and its 304.
+    const first = await app().request("/api/v1/sandboxes", { token: u.token, headers: { origin } });
+    const again = await app().request("/api/v1/sandboxes", { token: u.token, headers: { origin } });
+    for (const res of [first, again]) {
+      expect(res.status).toBe(200);
+      expect(corsOf(res)).toEqual(expected);
+      expect(res.headers.get("x-request-id")).toBeTruthy();
+      expect(res.headers.get("x-content-type-options")).toBe("nosniff");
+      expect(await json(res)).toEqual({ data: [], nextCursor: null });
+    }
+    const etag = again.headers.get("etag")!;
+    const notModified = await app().request("/api/v1/sandboxes", { token: u.token, headers: { origin, "if-none-match": etag } });
+    expect(notModified.status).toBe(304);
+    expect(corsOf(notModified)).toEqual(expected);
+    expect(notModified.headers.get("etag")).toBe(etag);
+
+    // Errors, from a route and from authentication: the browser can read the envelope.
+    const missing = await app().request("/api/v1/sandboxes/sbx_nope", { token: u.token, headers: { origin } });
+    await expectError(missing, 404, "NOT_FOUND");
+    expect(corsOf(missing)).toEqual(expected);
+    const anonymous = await app().request("/api/v1/me", { headers: { origin } });
+    await expectError(anonymous, 401, "UNAUTHENTICATED");
+    expect(corsOf(anonymous)).toEqual(expected);
+  });
+
   test("Better Auth refuses a sign-in from an untrusted origin", async () => {
     const u = await signUp(app());
     const res = await app().request("/api/auth/sign-in/email", {
