@@ -63,6 +63,8 @@ export class CopySink implements BatchSink {
   private lockReferences: string | null = null;
   /** Definitions of the indexes dropped for this table, recreated by close(). */
   private dropped: Array<{ name: string; definition: string }> = [];
+  /** Definitions of the page-cache triggers dropped for this table, recreated by close(). */
+  private droppedTriggers: Array<{ name: string; definition: string }> = [];
 
   constructor(
     private readonly raw: RawSql,
@@ -127,8 +129,11 @@ export class CopySink implements BatchSink {
     await this.raw.unsafe("set local maintenance_work_mem = '256MB'");
     for (const index of this.dropped) await this.raw.unsafe(index.definition);
     await this.raw.unsafe("set local maintenance_work_mem to default");
+    for (const trigger of this.droppedTriggers) await this.raw.unsafe(trigger.definition);
     this.report.indexesRebuilt = this.dropped.map((i) => i.name);
+    if (this.droppedTriggers.length > 0) this.report.triggersRecreated = this.droppedTriggers.map((t) => t.name);
     this.dropped = [];
+    this.droppedTriggers = [];
   }
 
   async settle(): Promise<void> {
@@ -141,6 +146,7 @@ export class CopySink implements BatchSink {
     await this.raw.unsafe(`create temp table if not exists ${this.stage} (ord int, ${cols}) on commit drop`);
     if (this.options.rebuildIndexes) {
       await this.dropSecondaryIndexes();
+      if (this.dropped.length > 0) await this.dropPageTriggers();
       if (this.spec.lockReferences) {
         // Replica mode skips every trigger of the table: only when it has none of its own
         // (a NOTIFY trigger added later must keep firing), only the foreign keys' internal ones.
@@ -183,6 +189,27 @@ export class CopySink implements BatchSink {
       await this.raw.unsafe("rollback to savepoint legacy_indexes");
       this.options.warn(`${this.spec.target}: indexes kept (${databaseMessage(err)}); rows are indexed one by one`);
     }
+  }
+
+  /**
+   * The page cache's NOTIFY triggers (migration 0015) are set aside like the indexes, while the
+   * table is locked by the index drop: statement-level triggers with a transition table make
+   * PostgreSQL copy every inserted row into a tuplestore (spilled to disk past work_mem) only to
+   * list its users, and while they exist the foreign-key triggers cannot be skipped (lockReferences
+   * needs a table with no trigger of its own). On a 1M-message import each 20,000-row chunk took
+   * 760-1,220 ms with them, 530-770 ms without (and without JIT; bench/README.md). The import tells every
+   * instance to drop every cached page at commit instead (run.ts), and close() recreates them
+   * from their catalog definitions before that.
+   */
+  private async dropPageTriggers(): Promise<void> {
+    const triggers = (await this.raw.unsafe(
+      `select t.tgname as name, pg_get_triggerdef(t.oid) as definition
+       from pg_trigger t join pg_proc p on p.oid = t.tgfoid
+       where t.tgrelid = $1::regclass and not t.tgisinternal and p.proname = 'warren_notify_pages'`,
+      [this.spec.target],
+    )) as unknown as Array<{ name: string; definition: string }>;
+    for (const trigger of triggers) await this.raw.unsafe(`drop trigger ${quote(trigger.name)} on ${quote(this.spec.target)}`);
+    this.droppedTriggers = triggers;
   }
 
   private async write(chunk: Chunk): Promise<void> {

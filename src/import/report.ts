@@ -84,6 +84,8 @@ export type TableReport = {
   durationMs: number;
   /** Secondary indexes built once after the rows were in (large imports on PostgreSQL). */
   indexesRebuilt?: string[];
+  /** The page-cache triggers set aside for the bulk insert and recreated before commit (PostgreSQL). */
+  triggersRecreated?: string[];
 };
 
 export type NotImported = { table: string; rows: number; reason: string };

@@ -134,6 +134,10 @@ export async function importLegacy(opts: ImportOptions): Promise<ImportReport> {
     // the portable JSON path.
     const bulk = opts.database.engine === "postgres" && opts.writePath !== "json";
     await opts.database.db.transaction(async (tx) => {
+      // The import's set-based statements are planned once per chunk with costs above
+      // jit_above_cost, and JIT-compiling them took ~60 ms of each 20,000-row chunk's ~850 ms
+      // (auto_explain, bench/README.md) for nothing back: they run once each.
+      await tx.execute(sql`set local jit = off`);
       currentTable = "reference data";
       report.tables.push(...(await importReferenceData(tx, source, nowIso)));
       const specs = buildSpecs({ catalog: await loadCatalog(tx), authSecret: opts.authSecret });
@@ -196,8 +200,8 @@ export async function importLegacy(opts: ImportOptions): Promise<ImportReport> {
       }
       report.verification.ok = report.verification.mismatches.length === 0;
       if (!report.verification.ok || report.dryRun) throw new Rollback();
-      // Bulk statements ran with triggers off (copy-writer.ts): running instances drop every
-      // cached page at commit (migration 0015).
+      // Large tables were written with their page-cache triggers set aside (copy-writer.ts):
+      // running instances drop every cached page at commit instead (migration 0015).
       await tx.execute(sql`select pg_notify(${PAGES_CHANNEL}, '*')`);
     });
     report.committed = true;

@@ -66,10 +66,21 @@ async function secondaryIndexes(table: string): Promise<string[]> {
   return rows.map((r) => r.name);
 }
 
+/** A table's own triggers (not the foreign keys'), with their definitions. */
+async function triggers(table: string): Promise<string[]> {
+  const rows = await queryRows<{ def: string }>(
+    t.database.db,
+    sql`select pg_get_triggerdef(oid) as def from pg_trigger where tgrelid = ${table}::regclass and not tgisinternal order by 1`,
+  );
+  return rows.map((r) => r.def);
+}
+
 // Read from the schema as migrated (not spelled out here): the importer must bring back exactly
 // what it found, whatever the chat and activity schemas hold.
 let MESSAGE_INDEXES: string[] = [];
 let ACTIVITY_INDEXES: string[] = [];
+let MESSAGE_TRIGGERS: string[] = [];
+let ACTIVITY_TRIGGERS: string[] = [];
 
 describe("legacy import, bulk path", () => {
   test("the tables have secondary indexes to rebuild", async () => {
@@ -77,6 +88,11 @@ describe("legacy import, bulk path", () => {
     ACTIVITY_INDEXES = await indexes("activity_log");
     expect((await secondaryIndexes("chat_messages")).length).toBeGreaterThanOrEqual(2);
     expect((await secondaryIndexes("activity_log")).length).toBeGreaterThanOrEqual(2);
+    // The page cache's NOTIFY triggers (migration 0015), which a bulk import sets aside.
+    MESSAGE_TRIGGERS = await triggers("chat_messages");
+    ACTIVITY_TRIGGERS = await triggers("activity_log");
+    expect(MESSAGE_TRIGGERS.filter((d) => d.includes("warren_notify_pages")).length).toBe(3);
+    expect(ACTIVITY_TRIGGERS.filter((d) => d.includes("warren_notify_pages")).length).toBe(3);
   });
 
   test("a dry run over large tables rolls back the rows and leaves every index in place", async () => {
@@ -87,6 +103,8 @@ describe("legacy import, bulk path", () => {
     expect(await count("chat_messages")).toBe(0);
     expect(await indexes("chat_messages")).toEqual(MESSAGE_INDEXES);
     expect(await indexes("activity_log")).toEqual(ACTIVITY_INDEXES);
+    expect(await triggers("chat_messages")).toEqual(MESSAGE_TRIGGERS);
+    expect(await triggers("activity_log")).toEqual(ACTIVITY_TRIGGERS);
   });
 
   test("a row PostgreSQL refuses deep inside a large batch is named, and nothing is written", async () => {
@@ -103,6 +121,7 @@ describe("legacy import, bulk path", () => {
       expect(await count("users")).toBe(0);
       expect(await count("chat_messages")).toBe(0);
       expect(await indexes("chat_messages")).toEqual(MESSAGE_INDEXES);
+      expect(await triggers("chat_messages")).toEqual(MESSAGE_TRIGGERS);
     } finally {
       const fix = new Sqlite(file, { strict: true });
       fix.query("update chat_messages set input_tokens = 10 where id = 'bulk-m1733'").run();
@@ -120,9 +139,12 @@ describe("legacy import, bulk path", () => {
     expect(activity).toMatchObject({ imported: 3 + ACTIVITIES + 1, verified: true });
     expect(messages.targetDelta).toBe(messages.imported);
     if (t.database.engine === "postgres") {
-      // Large tables: the non-unique indexes were dropped inside the transaction and rebuilt.
+      // Large tables: the non-unique indexes were dropped inside the transaction and rebuilt,
+      // and the page-cache triggers set aside and recreated.
       expect(messages.indexesRebuilt!.sort()).toEqual(await secondaryIndexes("chat_messages"));
       expect(activity.indexesRebuilt!.sort()).toEqual(await secondaryIndexes("activity_log"));
+      expect(messages.triggersRecreated).toHaveLength(3);
+      expect(activity.triggersRecreated).toHaveLength(3);
       // Small tables kept theirs.
       expect(report.tables.find((x) => x.table === "user")!.indexesRebuilt).toBeUndefined();
     } else {
@@ -130,6 +152,8 @@ describe("legacy import, bulk path", () => {
     }
     expect(await indexes("chat_messages")).toEqual(MESSAGE_INDEXES);
     expect(await indexes("activity_log")).toEqual(ACTIVITY_INDEXES);
+    expect(await triggers("chat_messages")).toEqual(MESSAGE_TRIGGERS);
+    expect(await triggers("activity_log")).toEqual(ACTIVITY_TRIGGERS);
 
     const db = t.database.db;
     // The rebuilt search index answers (and the rows carry their generated search vectors).
@@ -178,7 +202,7 @@ describe("legacy import, bulk path", () => {
     expect(await indexes("chat_messages")).toEqual(MESSAGE_INDEXES);
   });
 
-  test("a session purged in Warren stays empty through a re-run over large tables; a newer message elsewhere still arrives", async () => {
+  test("a session purged in Warren stays empty through a re-run over large tables; newer messages and activity arrive, and reach a running Warren's cached pages", async () => {
     const signIn = await t.request("/api/auth/sign-in/email", { method: "POST", json: { email: ALICE.email, password: ALICE.password }, headers: { origin: t.config.publicUrl } });
     expect(signIn.status).toBe(200);
     const token = signIn.headers.get("set-auth-token")!;
@@ -192,9 +216,35 @@ describe("legacy import, bulk path", () => {
     insert.run("late-s3", "bulk-s3", "late-e3", "user", "[]", "complete", "2024-09-09 09:09:09");
     insert.run("late-s4", "bulk-s4", "late-e4", "user", "[]", "complete", "2024-09-09 09:09:09");
     db.close();
+    // A running Warren holds Alice's newest legacy activity entry in its page cache before the
+    // import, which brings newer ones, enough for the bulk path (page-cache triggers set aside).
+    // Nothing else of the import touches activity_log: only its own notification at commit can
+    // reach the page.
+    const late = new Sqlite(file, { strict: true });
+    const lateEntry = late.query("insert into activity_log (id, user_id, action, entity_type, entity_id, metadata, created_at) values (?,?,?,?,?,?,?)");
+    late.transaction(() => {
+      for (let i = 0; i < ACTIVITIES; i++) lateEntry.run(1_000_000 + i, ALICE.id, "sandbox.stop", "sandbox", "AbCdEf123456", "{}", i === 0 ? "2024-09-09 09:09:09" : "2024-06-06 06:06:06");
+    })();
+    late.close();
+    const newest = "/api/v1/me/activity?to=2025-01-01T00:00:00.000Z&limit=1";
+    const hits = t.pages.stats().hits;
+    let cached: any;
+    for (let n = 0; n < 50 && t.pages.stats().hits === hits; n++) {
+      const res = await t.request(newest, { token });
+      expect(res.status).toBe(200);
+      cached = await res.json();
+      await Bun.sleep(5);
+    }
+    expect(t.pages.stats().hits).toBeGreaterThan(hits);
+    expect(cached.data[0].createdAt).not.toBe("2024-09-09T09:09:09.000Z");
 
     const report = await importLegacy(opts());
     expect(report.ok).toBe(true);
+    // The import wrote with the page-cache triggers set aside; its commit still reaches the page.
+    if (t.database.engine === "postgres") expect(report.tables.find((x) => x.table === "activity_log")!.triggersRecreated).toHaveLength(3);
+    await t.pages.settle();
+    const after = await t.request(newest, { token });
+    expect((await after.json()).data[0]).toMatchObject({ action: "sandbox.stop", createdAt: "2024-09-09T09:09:09.000Z" });
     // Every batch (700 rows here) checks the whole batch against the tombstone at once.
     expect(report.tables.find((x) => x.table === "chat_messages")).toMatchObject({ imported: 1, deletedInWarren: gone + 1, verified: true });
     expect(report.tables.find((x) => x.table === "chat_sessions")).toMatchObject({ alreadyPresent: 7, deletedInWarren: 1 });
