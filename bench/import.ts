@@ -10,8 +10,10 @@
  * (scripts/pg-cluster.sh, fsync off) and stopped at the end. A database named
  * warren_bench_import_<pid> is created there and dropped afterwards.
  * --pglite imports into an in-memory PGlite instead. For comparisons on PostgreSQL: --json-path
- * uses the portable JSON path instead of COPY, --batch-size sets rows per batch, and
- * --rebuild-indexes-from N moves the threshold for building secondary indexes at the end.
+ * uses the portable JSON path instead of COPY, --batch-size sets rows per batch,
+ * --rebuild-indexes-from N moves the threshold for building secondary indexes at the end, and
+ * --server-setting NAME=VALUE (repeatable) starts the throwaway cluster with that setting (e.g. the
+ * bulk-load settings wal_level=minimal and max_wal_senders=0).
  */
 import { existsSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
@@ -37,11 +39,12 @@ const { values } = parseArgs({
     "batch-size": { type: "string" },
     "rebuild-indexes-from": { type: "string" },
     "keep-file": { type: "boolean", default: false },
+    "server-setting": { type: "string", multiple: true, default: [] },
     help: { type: "boolean", short: "h" },
   },
 });
 if (values.help) {
-  console.log("Usage: bun run bench:import [--messages N] [--activities N] [--pglite] [--keep-file] [--json-path] [--batch-size N] [--rebuild-indexes-from N]");
+  console.log("Usage: bun run bench:import [--messages N] [--activities N] [--pglite] [--keep-file] [--json-path] [--batch-size N] [--rebuild-indexes-from N] [--server-setting NAME=VALUE]...");
   process.exit(0);
 }
 const messages = Number(values.messages);
@@ -56,7 +59,12 @@ if (!existsSync(file)) {
   process.stderr.write(`built in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
 }
 
-const base = values.pglite ? "" : process.env.BENCH_DATABASE_URL || (await startCluster({ keep: false })).url;
+const serverSettings = values["server-setting"] ?? [];
+for (const s of serverSettings) {
+  if (!/^[a-z_.]+=[\w.-]+$/.test(s)) throw new Error(`--server-setting ${s}: expected NAME=VALUE`);
+}
+if (serverSettings.length > 0 && (values.pglite || process.env.BENCH_DATABASE_URL)) throw new Error("--server-setting applies to the throwaway cluster only");
+const base = values.pglite ? "" : process.env.BENCH_DATABASE_URL || (await startCluster({ keep: false, settings: serverSettings })).url;
 const dbName = `warren_bench_import_${process.pid}`;
 let database: Database;
 let drop = async () => {};
@@ -121,6 +129,7 @@ const result = {
   wholeImportSeconds: +(totalMs / 1000).toFixed(2),
   writePath: values.pglite || values["json-path"] ? "json" : "copy",
   indexesRebuilt: report.tables.flatMap((t) => t.indexesRebuilt ?? []),
+  serverSettings,
   loadAverage: loadavg().map((l) => +l.toFixed(2)),
   peakRssMb: Math.round(peakRss / 1024 / 1024),
 };

@@ -8,10 +8,11 @@
 #
 # `eval "$(scripts/pg-cluster.sh start)"` sets PG_CLUSTER_DIR and TEST_DATABASE_URL. The cluster is
 # tuned for tests (fsync off): never keep data you care about in it. initdb refuses to run as
-# root, so as root the cluster runs as the `postgres` user.
+# root, so as root the cluster runs as the `postgres` user. PG_CLUSTER_OPTIONS adds server
+# options to `start` (e.g. "-c wal_level=minimal -c max_wal_senders=0").
 set -euo pipefail
 
-usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; }
 
 # PostgreSQL 15 (what CI tests against) first, then whatever is on PATH, then any other version.
 find_bin() {
@@ -65,7 +66,7 @@ case "$cmd" in
     as_owner "$initdb" -D "$dir/data" --auth=trust --username=postgres --encoding=UTF8 --no-locale >"$dir/initdb.log" 2>&1 \
       || { cat "$dir/initdb.log" >&2; exit 1; }
     as_owner "$pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 start \
-      -o "-k $dir -p $port -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+      -o "-k $dir -p $port -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 ${PG_CLUSTER_OPTIONS:-}" \
       >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
     progress "started on 127.0.0.1:$port; stop it with: bash scripts/pg-cluster.sh stop $dir"
     echo "export PG_CLUSTER_DIR=$dir"

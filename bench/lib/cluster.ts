@@ -19,9 +19,13 @@ export type Cluster = {
   dbUrl(name: string): string;
 };
 
-export async function startCluster(o: { keep: boolean }): Promise<Cluster> {
-  log(`starting a throwaway PostgreSQL cluster (scripts/pg-cluster.sh) …`);
-  const exports = await run(["bash", join(ROOT, "scripts/pg-cluster.sh"), "start"]);
+/** `settings`: server settings for the cluster's whole life, as name=value (postgres -c). */
+export async function startCluster(o: { keep: boolean; settings?: string[] }): Promise<Cluster> {
+  const settings = o.settings ?? [];
+  log(`starting a throwaway PostgreSQL cluster (scripts/pg-cluster.sh)${settings.length ? ` with ${settings.join(", ")}` : ""} …`);
+  const exports = await run(["bash", join(ROOT, "scripts/pg-cluster.sh"), "start"], {
+    PG_CLUSTER_OPTIONS: settings.map((s) => `-c ${s}`).join(" "),
+  });
   const dir = /PG_CLUSTER_DIR=(\S+)/.exec(exports)?.[1];
   const url = /TEST_DATABASE_URL=(\S+)/.exec(exports)?.[1];
   if (!dir || !url) throw new Error(`unexpected pg-cluster.sh output:\n${exports}`);
