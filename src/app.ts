@@ -166,7 +166,9 @@ export function createApp(deps: AppDeps) {
   app.notFound(notFoundHandler(() => app.routes));
 
   // Requests that may change sessions or users (sign-out, revocation, profile and account
-  // changes) answer only once every instance's session cache has dropped what they changed.
+  // changes) answer only once this instance's session cache has dropped what they changed; other
+  // instances drop it when their own LISTEN connections get the same notification, at the same
+  // commit (nothing orders those deliveries: a few milliseconds apart under load).
   // (/me itself, /me/account…, /me/sessions…; not the other /me/… documents.)
   const SESSION_CHANGES = /^\/api\/(auth\/|v1\/me($|\/account(\/|$)|\/sessions(\/|$)))/;
   app.use("/api/*", async (c, next) => {

@@ -28,7 +28,9 @@ import type { Auth, AuthSession } from "./auth";
  *
  * `settle()` closes the one remaining window: a notification reaches this instance a moment after
  * the commit that caused it. Requests that change sessions or users (sign-out, revocation, profile
- * and account changes) await it before answering, so the client's next request already sees it.
+ * and account changes) await it before answering, so the client's next request to this instance
+ * already sees it; another instance sees it when its own connection delivers the same
+ * notification (milliseconds; nothing orders deliveries to different connections).
  */
 export type ResolvedSession = AuthSession;
 

@@ -156,8 +156,12 @@ describe.skipIf(ENGINE !== "postgres")("session cache across instances (postgres
       await warm(b, { token: u.token });
       const out = await a.request("/api/auth/sign-out", { method: "POST", token: u.token, headers: { origin: app().config.publicUrl } });
       expect(out.status).toBe(200);
-      // b settles too before answering (as any instance does for a session change); a plain read
-      // on b right after a's answer must already be refused.
+      // a answered once its own LISTEN connection had the sign-out's notification (settle). b's
+      // connection gets the same notification from PostgreSQL at the same commit, but nothing
+      // orders the two deliveries: under load b's can come a few milliseconds later, and a read on
+      // b inside that window is still served from its cache. Once the notification has reached b
+      // (its own settle: every notification committed before it has arrived), b refuses the token.
+      await b.sessions.settle();
       await expectError(await b.request("/api/v1/me", { token: u.token }), 401, "UNAUTHENTICATED");
     } finally {
       await second.close();
