@@ -193,13 +193,13 @@ export class CopySink implements BatchSink {
 
   /**
    * The page cache's NOTIFY triggers (migration 0015) are set aside like the indexes, while the
-   * table is locked by the index drop: statement-level triggers with a transition table make
-   * PostgreSQL copy every inserted row into a tuplestore (spilled to disk past work_mem) only to
-   * list its users, and while they exist the foreign-key triggers cannot be skipped (lockReferences
-   * needs a table with no trigger of its own). On a 1M-message import each 20,000-row chunk took
-   * 760-1,220 ms with them, 530-770 ms without (and without JIT; bench/README.md). The import tells every
-   * instance to drop every cached page at commit instead (run.ts), and close() recreates them
-   * from their catalog definitions before that.
+   * table is locked by the index drop. While they exist the foreign-key triggers cannot be skipped
+   * (lockReferences needs a table with no trigger of its own), and those run row by row: on a
+   * 1M-message import each 20,000-row chunk took 760-1,220 ms with them, 530-770 ms without (and
+   * without JIT; bench/README.md). They would also have PostgreSQL copy every inserted row into
+   * a transition table only to list its users. The import tells every instance to drop every
+   * cached page at commit instead (run.ts); close() recreates them from their catalog
+   * definitions before that.
    */
   private async dropPageTriggers(): Promise<void> {
     const triggers = (await this.raw.unsafe(
