@@ -97,21 +97,23 @@ const logger = createLogger(config!.logLevel === "info" ? "warn" : config!.logLe
 // line per table when it starts, never a wall of redraws in a CI log.
 const tty = Boolean(process.stderr.isTTY);
 const multibar = tty
-  ? new MultiBar({ format: " {table} [{bar}] {value}/{total}", hideCursor: true, clearOnComplete: false, stream: process.stderr }, Presets.shades_classic)
+  ? new MultiBar({ format: " {table} [{bar}] {value}/{total} {step}", barsize: 20, hideCursor: true, clearOnComplete: false, stream: process.stderr }, Presets.shades_classic)
   : null;
 const bars = new Map<string, SingleBar>();
 const onProgress = (p: Progress) => {
   if (!multibar) {
-    if (p.done === 0) console.error(`import:legacy: ${p.table}: ${p.total} row(s)`);
+    if (p.step) console.error(`import:legacy: ${p.table}: ${p.step}`);
+    else if (p.done === 0) console.error(`import:legacy: ${p.table}: ${p.total} row(s)`);
     return;
   }
   let bar = bars.get(p.table);
   if (!bar) {
-    bar = multibar.create(p.total, 0, { table: p.table.padEnd(22) });
+    bar = multibar.create(p.total, 0, { table: p.table.padEnd(22), step: "" });
     bars.set(p.table, bar);
   }
   bar.setTotal(Math.max(p.total, p.done));
-  bar.update(p.done);
+  // A table's last progress (all rows in, indexes built) clears the step.
+  bar.update(p.done, { step: p.step ?? "" });
 };
 
 const database = await openDatabase({ databaseUrl: config!.databaseUrl, dataDir: config!.dataDir, poolSize: 2 });

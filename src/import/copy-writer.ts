@@ -75,6 +75,8 @@ export class CopySink implements BatchSink {
       /** Build the target's secondary indexes once at the end instead of row by row. */
       rebuildIndexes: boolean;
       warn: (message: string) => void;
+      /** Told before each index build (they take seconds on a large table, after the last row). */
+      step?: (step: string) => void;
     },
   ) {
     this.columns = parseColumns(spec.recordset);
@@ -127,7 +129,10 @@ export class CopySink implements BatchSink {
     if (this.dropped.length === 0) return;
     // Sorted bulk builds, with room to sort in memory for this transaction only.
     await this.raw.unsafe("set local maintenance_work_mem = '256MB'");
-    for (const index of this.dropped) await this.raw.unsafe(index.definition);
+    for (const [i, index] of this.dropped.entries()) {
+      this.options.step?.(`building index ${i + 1}/${this.dropped.length} (${index.name})`);
+      await this.raw.unsafe(index.definition);
+    }
     await this.raw.unsafe("set local maintenance_work_mem to default");
     for (const trigger of this.droppedTriggers) await this.raw.unsafe(trigger.definition);
     this.report.indexesRebuilt = this.dropped.map((i) => i.name);

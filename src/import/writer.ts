@@ -87,7 +87,8 @@ export class ImportFailure extends Error {
   }
 }
 
-export type Progress = { table: string; done: number; total: number };
+/** `step`: what the table is at once its rows are in, when that takes a while (an index build). */
+export type Progress = { table: string; done: number; total: number; step?: string };
 
 export type WriteOptions = {
   /** PostgreSQL through postgres.js: use COPY (CopySink). */
@@ -211,6 +212,7 @@ export async function importTable(tx: Executor, source: LegacySource, spec: Tabl
     ? new CopySink(raw, spec, report, written, {
         rebuildIndexes: report.source >= (opts.rebuildIndexesFrom ?? REBUILD_INDEXES_FROM) && report.source >= opts.existingRows,
         warn: opts.warn,
+        step: (step) => opts.onProgress?.({ table: spec.table, done: done + report.skipped, total: report.source, step }),
       })
     : new JsonSink(tx, spec, report, written);
   opts.onProgress?.({ table: spec.table, done, total: report.source });

@@ -130,7 +130,8 @@ describe("legacy import, bulk path", () => {
   });
 
   test("imports thousands of rows in many batches, builds the indexes once, and every value survives", async () => {
-    const report = await importLegacy(opts());
+    const steps: string[] = [];
+    const report = await importLegacy(opts({ onProgress: (p) => p.step && steps.push(`${p.table}: ${p.step}`) }));
     expect(report.failure).toBeNull();
     expect(report.ok).toBe(true);
     const messages = report.tables.find((x) => x.table === "chat_messages")!;
@@ -145,10 +146,15 @@ describe("legacy import, bulk path", () => {
       expect(activity.indexesRebuilt!.sort()).toEqual(await secondaryIndexes("activity_log"));
       expect(messages.triggersRecreated).toHaveLength(3);
       expect(activity.triggersRecreated).toHaveLength(3);
+      // The index builds, seconds long on a large table after its last row, show as steps.
+      expect(steps.filter((s) => s.startsWith("chat_messages: "))).toEqual(
+        messages.indexesRebuilt!.map((name, i, all) => `chat_messages: building index ${i + 1}/${all.length} (${name})`),
+      );
       // Small tables kept theirs.
       expect(report.tables.find((x) => x.table === "user")!.indexesRebuilt).toBeUndefined();
     } else {
       expect(messages.indexesRebuilt).toBeUndefined();
+      expect(steps).toEqual([]);
     }
     expect(await indexes("chat_messages")).toEqual(MESSAGE_INDEXES);
     expect(await indexes("activity_log")).toEqual(ACTIVITY_INDEXES);
