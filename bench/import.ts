@@ -13,7 +13,8 @@
  * uses the portable JSON path instead of COPY, --batch-size sets rows per batch,
  * --rebuild-indexes-from N moves the threshold for building secondary indexes at the end, and
  * --server-setting NAME=VALUE (repeatable) starts the throwaway cluster with that setting (e.g. the
- * bulk-load settings wal_level=minimal and max_wal_senders=0).
+ * bulk-load settings wal_level=minimal and max_wal_senders=0). --chat-text gives the messages
+ * bench:chat's text (bench/chat-text.ts) instead of one fixed sentence and a number each.
  */
 import { existsSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
@@ -27,6 +28,7 @@ import { migrateDatabase } from "../src/database/migrate";
 import { importLegacy } from "../src/import/run";
 import { createLogger } from "../src/lib/logger";
 import { addBulkRows, buildLegacyFixture, ALICE } from "../tests/helpers/legacy-fixture";
+import { messageText, rng } from "./chat-text";
 import { startCluster } from "./lib/cluster";
 import { cleanup } from "./lib/processes";
 
@@ -40,22 +42,27 @@ const { values } = parseArgs({
     "rebuild-indexes-from": { type: "string" },
     "keep-file": { type: "boolean", default: false },
     "server-setting": { type: "string", multiple: true, default: [] },
+    "chat-text": { type: "boolean", default: false },
     help: { type: "boolean", short: "h" },
   },
 });
 if (values.help) {
-  console.log("Usage: bun run bench:import [--messages N] [--activities N] [--pglite] [--keep-file] [--json-path] [--batch-size N] [--rebuild-indexes-from N] [--server-setting NAME=VALUE]...");
+  console.log("Usage: bun run bench:import [--messages N] [--activities N] [--pglite] [--keep-file] [--json-path] [--batch-size N] [--rebuild-indexes-from N] [--server-setting NAME=VALUE]... [--chat-text]");
   process.exit(0);
 }
 const messages = Number(values.messages);
 const activities = Number(values.activities);
-const file = join(tmpdir(), `warren-bench-legacy-${messages}-${activities}.sqlite`);
+const file = join(tmpdir(), `warren-bench-legacy-${messages}-${activities}${values["chat-text"] ? "-chat-text" : ""}.sqlite`);
 
 if (!existsSync(file)) {
   const t0 = performance.now();
   process.stderr.write(`building ${file} (${messages} messages, ${activities} activity entries)…\n`);
   buildLegacyFixture(file);
-  addBulkRows(file, { userId: ALICE.id, sandboxId: "AbCdEf123456", sessions: Math.max(1, Math.ceil(messages / 1000)), messages, activities });
+  // --chat-text: bench:chat's text (Zipf-distributed words, identifiers; bench/chat-text.ts)
+  // instead of one sentence and a number per message.
+  const random = rng(7);
+  const textOf = values["chat-text"] ? (i: number) => messageText(random, i % 2 ? "assistant" : "user") : undefined;
+  addBulkRows(file, { userId: ALICE.id, sandboxId: "AbCdEf123456", sessions: Math.max(1, Math.ceil(messages / 1000)), messages, activities, textOf });
   process.stderr.write(`built in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
 }
 
@@ -130,6 +137,7 @@ const result = {
   writePath: values.pglite || values["json-path"] ? "json" : "copy",
   indexesRebuilt: report.tables.flatMap((t) => t.indexesRebuilt ?? []),
   serverSettings,
+  text: values["chat-text"] ? "chat-text" : "fixed sentence + number",
   loadAverage: loadavg().map((l) => +l.toFixed(2)),
   peakRssMb: Math.round(peakRss / 1024 / 1024),
 };

@@ -195,7 +195,10 @@ export function buildLegacyFixture(path: string, options: { legacyKey?: string }
  * Adds `messages` chat messages and `activities` activity rows for one user (bench and the
  * kill -9 test), written fast in one SQLite transaction.
  */
-export function addBulkRows(path: string, opts: { userId: string; sandboxId: string; sessions: number; messages: number; activities: number; prefix?: string }): void {
+export function addBulkRows(
+  path: string,
+  opts: { userId: string; sandboxId: string; sessions: number; messages: number; activities: number; prefix?: string; textOf?: (i: number) => string },
+): void {
   const db = new Database(path, { strict: true });
   const p = opts.prefix ?? "bulk";
   const text = "Here is a typical assistant reply with some code: `const x = 1;` and an explanation. ";
@@ -207,7 +210,8 @@ export function addBulkRows(path: string, opts: { userId: string; sandboxId: str
     const message = db.query("insert into chat_messages (id, session_id, external_message_id, role, content, input_tokens, output_tokens, status, created_at) values (?,?,?,?,?,?,?,?,?)");
     for (let i = 0; i < opts.messages; i++) {
       const created = new Date(Date.UTC(2024, 0, 1) + i * 1000).toISOString();
-      message.run(`${p}-m${i}`, `${p}-s${i % opts.sessions}`, `${p}-e${i}`, i % 2 ? "assistant" : "user", JSON.stringify([{ type: "text", text: `${text}#${i}` }]), 10, 20, "complete", created);
+      const body = opts.textOf ? opts.textOf(i) : `${text}#${i}`;
+      message.run(`${p}-m${i}`, `${p}-s${i % opts.sessions}`, `${p}-e${i}`, i % 2 ? "assistant" : "user", JSON.stringify([{ type: "text", text: body }]), 10, 20, "complete", created);
     }
     const activity = db.query("insert into activity_log (user_id, action, entity_type, entity_id, metadata, ip_address, created_at) values (?,?,?,?,?,?,?)");
     for (let i = 0; i < opts.activities; i++) {
