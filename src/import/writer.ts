@@ -201,7 +201,7 @@ export const REBUILD_INDEXES_FROM = 100_000;
 export async function importTable(tx: Executor, source: LegacySource, spec: TableSpec, report: TableReport, opts: WriteOptions): Promise<void> {
   const idOf = spec.idOf ?? ((row: LegacyRow) => String(row.id ?? ""));
   let done = 0;
-  const progress = () => opts.onProgress?.({ table: spec.table, done: done + report.skipped, total: report.source });
+  const progress = (step?: string) => opts.onProgress?.({ table: spec.table, done: done + report.skipped, total: report.source, ...(step ? { step } : {}) });
   const written = (rows: number) => {
     done += rows;
     progress();
@@ -212,7 +212,7 @@ export async function importTable(tx: Executor, source: LegacySource, spec: Tabl
     ? new CopySink(raw, spec, report, written, {
         rebuildIndexes: report.source >= (opts.rebuildIndexesFrom ?? REBUILD_INDEXES_FROM) && report.source >= opts.existingRows,
         warn: opts.warn,
-        step: (step) => opts.onProgress?.({ table: spec.table, done: done + report.skipped, total: report.source, step }),
+        step: progress,
       })
     : new JsonSink(tx, spec, report, written);
   opts.onProgress?.({ table: spec.table, done, total: report.source });
