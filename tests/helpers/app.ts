@@ -1,4 +1,4 @@
-import { afterAll, beforeAll } from "bun:test";
+import { afterAll, beforeAll, expect } from "bun:test";
 import { createPageCache, type PageCache } from "../../src/lib/page-cache";
 import { Writable } from "node:stream";
 import { createApp, type App, type AppDeps } from "../../src/app";
@@ -165,4 +165,21 @@ export function useTestApp(options: Parameters<typeof createTestApp>[0] = {}): (
     if (!current) throw new Error("useTestApp: the app is built in beforeAll; call the accessor inside tests");
     return current;
   };
+}
+
+/**
+ * Reads `path` until `i`'s page cache serves it (its LISTEN becomes live on first use); returns
+ * the body of the last read.
+ */
+export async function readUntilCached(i: Pick<TestApp, "request" | "pages">, token: string, path: string): Promise<any> {
+  const before = i.pages.stats().hits;
+  let body: any;
+  for (let n = 0; n < 50 && i.pages.stats().hits < before + 1; n++) {
+    const res = await i.request(path, { token });
+    expect(res.status).toBe(200);
+    body = await json(res);
+    if (n > 0) await Bun.sleep(5);
+  }
+  expect(i.pages.stats().hits).toBeGreaterThanOrEqual(before + 1);
+  return body;
 }

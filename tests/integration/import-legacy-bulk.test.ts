@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { sql } from "drizzle-orm";
 import { queryRows } from "../../src/database/client";
 import { importLegacy, type ImportOptions } from "../../src/import/run";
-import { createTestApp, type TestApp } from "../helpers/app";
+import { createTestApp, readUntilCached, type TestApp } from "../helpers/app";
 import { addBulkRows, ALICE, buildLegacyFixture, importOptionsFor, LEGACY_KEY, silentLogger } from "../helpers/legacy-fixture";
 
 /**
@@ -233,15 +233,7 @@ describe("legacy import, bulk path", () => {
     })();
     late.close();
     const newest = "/api/v1/me/activity?to=2025-01-01T00:00:00.000Z&limit=1";
-    const hits = t.pages.stats().hits;
-    let cached: any;
-    for (let n = 0; n < 50 && t.pages.stats().hits === hits; n++) {
-      const res = await t.request(newest, { token });
-      expect(res.status).toBe(200);
-      cached = await res.json();
-      await Bun.sleep(5);
-    }
-    expect(t.pages.stats().hits).toBeGreaterThan(hits);
+    const cached = await readUntilCached(t, token, newest);
     expect(cached.data[0].createdAt).not.toBe("2024-09-09T09:09:09.000Z");
 
     const report = await importLegacy(opts());

@@ -4,7 +4,7 @@ import { createApp } from "../../src/app";
 import { createAuth } from "../../src/auth/auth";
 import { openPostgres, queryRows, type Database } from "../../src/database/client";
 import { createPageCache, noneMatch, type PageCache } from "../../src/lib/page-cache";
-import { json, memoryLogger, requester, signUp, useTestApp, type TestApp, type TestUser } from "../helpers/app";
+import { json, memoryLogger, readUntilCached, requester, signUp, useTestApp, type TestApp, type TestUser } from "../helpers/app";
 import { ENGINE, terminateListeners } from "../helpers/db";
 
 /**
@@ -33,18 +33,7 @@ async function createSandbox(i: Instance, u: TestUser, name: string): Promise<st
 }
 
 /** Reads `path` until the cache serves it (its LISTEN becomes live on first use); returns the body. */
-async function warm(i: Instance, u: TestUser, path: string): Promise<any> {
-  const before = i.pages.stats().hits;
-  let body: any;
-  for (let n = 0; n < 50 && i.pages.stats().hits < before + 1; n++) {
-    const res = await i.request(path, { token: u.token });
-    expect(res.status).toBe(200);
-    body = await json(res);
-    if (n > 0) await Bun.sleep(5);
-  }
-  expect(i.pages.stats().hits).toBeGreaterThanOrEqual(before + 1);
-  return body;
-}
+const warm = (i: Instance, u: TestUser, path: string) => readUntilCached(i, u.token, path);
 
 const names = (page: { data: Array<{ name: string }> }) => page.data.map((s) => s.name);
 
