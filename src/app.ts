@@ -12,7 +12,7 @@ import type { Database } from "./database/client";
 import { AppError } from "./errors";
 import { newId } from "./lib/ids";
 import type { Logger } from "./lib/logger";
-import { validationHook } from "./lib/openapi";
+import { documentBodyErrors, validationHook } from "./lib/openapi";
 import { createPageCache, type PageCache } from "./lib/page-cache";
 import { clientIp } from "./middleware/client-ip";
 import { apiCors } from "./middleware/cors";
@@ -257,6 +257,7 @@ export function createApp(deps: AppDeps) {
       "The session cookie set by /api/auth sign-in (browsers send it with credentials: include). " +
       "Named __Secure-better-auth.session_token when PUBLIC_URL is https.",
   });
+  documentBodyErrors(app.openAPIRegistry);
   app.doc31("/api/openapi.json", {
     openapi: "3.1.0",
     info: {

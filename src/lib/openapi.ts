@@ -107,6 +107,7 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
   409: "Conflicts with the current state (CONFLICT, INVALID_STATE)",
   412: "If-Match did not match the current version (PRECONDITION_FAILED)",
   413: "Body too large (PAYLOAD_TOO_LARGE)",
+  415: "The body is not JSON: Content-Type missing or another type (UNSUPPORTED_MEDIA_TYPE)",
   429: "Too many requests (RATE_LIMITED)",
   500: "Unexpected error (INTERNAL); the body carries no internals",
   503: "The database or a dependency is unavailable (SERVICE_UNAVAILABLE)",
@@ -115,12 +116,26 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
 /** OpenAPI error responses for a route: the common ones plus any route-specific statuses. */
 export function errorResponses(...extra: Array<keyof typeof ERROR_DESCRIPTIONS>) {
   const statuses = [...new Set([400, 401, 413, 429, 500, 503, ...extra])].sort();
-  return Object.fromEntries(
-    statuses.map((s) => [
-      s,
-      { description: ERROR_DESCRIPTIONS[s]!, content: { "application/json": { schema: ErrorEnvelope } } },
-    ]),
-  );
+  return Object.fromEntries(statuses.map((s) => [s, errorResponse(s)]));
+}
+
+const errorResponse = (status: keyof typeof ERROR_DESCRIPTIONS) => ({
+  description: ERROR_DESCRIPTIONS[status]!,
+  content: { "application/json": { schema: ErrorEnvelope } },
+});
+
+/**
+ * Documents 415 on every operation that takes a body: @hono/zod-openapi refuses one that is not
+ * JSON before the route runs (src/middleware/errors.ts says why in the envelope). Called once,
+ * on the app's registry, after every router is mounted.
+ */
+export function documentBodyErrors(registry: OpenAPIHono["openAPIRegistry"]): void {
+  for (const definition of registry.definitions) {
+    if (definition.type !== "route" || !definition.route.request?.body) continue;
+    const responses = definition.route.responses;
+    if (responses[415]) continue;
+    definition.route.responses = { ...responses, 415: errorResponse(415) };
+  }
 }
 
 export const authSecurity: Array<Record<string, string[]>> = [{ bearerAuth: [] }, { cookieAuth: [] }];

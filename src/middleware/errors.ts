@@ -13,6 +13,7 @@ const STATUS_CODES: Record<number, ErrorCode> = {
   409: "CONFLICT",
   412: "PRECONDITION_FAILED",
   413: "PAYLOAD_TOO_LARGE",
+  415: "UNSUPPORTED_MEDIA_TYPE",
   429: "RATE_LIMITED",
   503: "SERVICE_UNAVAILABLE",
 };
@@ -23,12 +24,26 @@ export function sendError(c: Context<AppEnv>, error: AppError): Response {
   return c.json(body, error.status);
 }
 
+/**
+ * @hono/zod-openapi refuses a body whose Content-Type is not one its route declares (every
+ * request body here is JSON) with a bare "Unsupported Media Type"; the answer names the header
+ * and what was sent, like any other invalid field.
+ */
+function unsupportedMediaType(contentType: string | undefined): AppError {
+  const sent = contentType ? `"${contentType.slice(0, 100)}"` : "missing";
+  const message = `Content-Type is ${sent}; send the body as application/json`;
+  return new AppError("UNSUPPORTED_MEDIA_TYPE", `Invalid header "Content-Type": ${message}`, {
+    fields: [{ location: "header", field: "Content-Type", message, code: "unsupported_media_type" }],
+  });
+}
+
 /** The single place where thrown errors become responses. */
 export function errorHandler(fallbackLogger: Logger): ErrorHandler<AppEnv> {
   return (err, c) => {
     const log = c.get("logger") ?? fallbackLogger;
     if (err instanceof AppError) return sendError(c, err);
     if (err instanceof HTTPException) {
+      if (err.status === 415) return sendError(c, unsupportedMediaType(c.req.header("content-type")));
       const code = STATUS_CODES[err.status] ?? (err.status >= 500 ? "INTERNAL" : "VALIDATION_FAILED");
       // Hono's JSON validator throws this for an unparseable body.
       const message = /malformed json/i.test(err.message)

@@ -76,6 +76,28 @@ describe("error envelope on every path", () => {
     expect(signIn.status).toBe(401);
   });
 
+  test("a body that is not JSON is 415 naming Content-Type, and nothing is written", async () => {
+    const u = await signUp(app(), { name: "Before" });
+    const body = JSON.stringify({ name: "After" });
+    const cases: Array<[Record<string, string>, string]> = [
+      [{ "content-type": "text/plain" }, '"text/plain"'],
+      [{ "content-type": "application/x-www-form-urlencoded" }, '"application/x-www-form-urlencoded"'],
+      [{}, "missing"],
+    ];
+    for (const [headers, sent] of cases) {
+      const res = await app().request("/api/v1/me", { method: "PATCH", token: u.token, body, headers });
+      const error = await expectError(res, 415, "UNSUPPORTED_MEDIA_TYPE");
+      expect(error.message).toBe(`Invalid header "Content-Type": Content-Type is ${sent}; send the body as application/json`);
+      expect(error.details).toEqual({
+        fields: [{ location: "header", field: "Content-Type", message: expect.stringContaining(sent), code: "unsupported_media_type" }],
+      });
+    }
+    // JSON with a charset is JSON.
+    const ok = await app().request("/api/v1/me", { method: "PATCH", token: u.token, body, headers: { "content-type": "application/json; charset=utf-8" } });
+    expect(ok.status).toBe(200);
+    expect((await json(await app().request("/api/v1/me", { token: u.token }))).name).toBe("After");
+  });
+
   test("an unexpected failure is 500 with no internals, logged, and the change is rolled back", async () => {
     const u = await signUp(app(), { name: "Original" });
     const db = app().database.db;
@@ -210,9 +232,13 @@ describe("OpenAPI", () => {
     expect(Object.keys(doc.paths["/api/v1/me"]).sort()).toEqual(["get", "patch"]);
     const patch = doc.paths["/api/v1/me"].patch;
     expect(patch.requestBody.content["application/json"].schema.$ref).toBe("#/components/schemas/ProfileUpdate");
-    for (const status of ["400", "401", "413", "429", "500", "503"]) {
+    for (const status of ["400", "401", "413", "415", "429", "500", "503"]) {
       expect(patch.responses[status].content["application/json"].schema.$ref).toBe("#/components/schemas/Error");
     }
+    // 415 only where there is a body to refuse.
+    expect(doc.paths["/api/v1/me"].get.responses["415"]).toBeUndefined();
+    const withBody = Object.values(doc.paths).flatMap((ops) => Object.values(ops as Record<string, { requestBody?: unknown; responses: object }>));
+    for (const op of withBody) expect("415" in op.responses).toBe(op.requestBody !== undefined);
     expect(doc.components.schemas.Error.properties.error.properties.code.enum).toContain("VALIDATION_FAILED");
     expect(doc.components.securitySchemes.bearerAuth.scheme).toBe("bearer");
     const sessions = doc.paths["/api/v1/me/sessions"].get.parameters.map((p: { name: string }) => p.name);
