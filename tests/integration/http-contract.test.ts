@@ -96,6 +96,14 @@ describe("error envelope on every path", () => {
     const ok = await app().request("/api/v1/me", { method: "PATCH", token: u.token, body, headers: { "content-type": "application/json; charset=utf-8" } });
     expect(ok.status).toBe(200);
     expect((await json(await app().request("/api/v1/me", { token: u.token }))).name).toBe("After");
+    // Better Auth refuses one with the same status and code (its own code kept beside, as for all its errors).
+    const signIn = await app().request("/api/auth/sign-in/email", {
+      method: "POST",
+      body: JSON.stringify({ email: u.email, password: u.password }),
+      headers: { "content-type": "text/plain", origin: app().config.publicUrl },
+    });
+    expect(signIn.status).toBe(415);
+    expect((await json(signIn)).error.code).toBe("UNSUPPORTED_MEDIA_TYPE");
   });
 
   test("an unexpected failure is 500 with no internals, logged, and the change is rolled back", async () => {
