@@ -17,6 +17,7 @@ import { createPageCache, type PageCache } from "./lib/page-cache";
 import { clientIp } from "./middleware/client-ip";
 import { apiCors } from "./middleware/cors";
 import { authErrorResponse, errorHandler, notFoundHandler, sendError } from "./middleware/errors";
+import { headRequests } from "./middleware/head";
 import { requestLog } from "./middleware/request-log";
 import { requireUser } from "./middleware/require-user";
 import { REQUEST_ID_HEADER } from "./services/activity/auth-events";
@@ -102,6 +103,8 @@ export function createApp(deps: AppDeps) {
   };
 
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
+  // Outermost: sees every response last (src/middleware/head.ts).
+  app.use(headRequests);
 
   const assignRequestId = requestId({
     headerName: "X-Request-Id",

@@ -126,6 +126,26 @@ describe("error envelope on every path", () => {
   });
 });
 
+describe("HEAD", () => {
+  test("answers a GET route's headers with its exact Content-Length and no body", async () => {
+    const u = await signUp(app());
+    for (const path of ["/api/v1/me", "/api/v1/sandboxes", "/api/v1/resource-tiers", "/health"]) {
+      const get = await app().request(path, { token: u.token });
+      const bytes = (await get.arrayBuffer()).byteLength;
+      expect(bytes).toBeGreaterThan(0);
+      const head = await app().request(path, { method: "HEAD", token: u.token });
+      expect(head.status).toBe(200);
+      expect(head.body).toBeNull();
+      expect(head.headers.get("content-length")).toBe(String(bytes));
+      expect(head.headers.get("content-type")).toBe(get.headers.get("content-type"));
+      expect(head.headers.get("etag")).toBe(get.headers.get("etag"));
+    }
+    const missing = await app().request("/api/v1/sandboxes/sbx_nope", { method: "HEAD", token: u.token });
+    expect(missing.status).toBe(404);
+    expect(Number(missing.headers.get("content-length"))).toBeGreaterThan(0);
+  });
+});
+
 describe("request ids", () => {
   test("generated when absent, honoured when sane, replaced when not", async () => {
     const generated = (await app().request("/health")).headers.get("x-request-id")!;

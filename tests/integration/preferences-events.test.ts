@@ -171,6 +171,23 @@ describe(`event stream lifecycle (${ENGINE})`, () => {
     await events.close();
   });
 
+  test("a HEAD request gets the stream's headers and releases its subscription at once", async () => {
+    // Hono answers HEAD by running the GET route and dropping its body; dropped uncancelled, the
+    // stream's handler waited forever on its first write, one subscription more per request.
+    const events = counting(createChangeNotifier(app().database, memoryLogger().logger));
+    const instance = secondInstance(events);
+    const u = await signUp(app());
+    for (let i = 0; i < 3; i++) {
+      const res = await instance.request(`${PATH}/events`, { method: "HEAD", token: u.token });
+      expect(res.status).toBe(200);
+      expect(res.headers.get("content-type")).toContain("text/event-stream");
+      expect(res.headers.get("content-length")).toBeNull();
+      expect(res.body).toBeNull();
+    }
+    await eventually(() => events.active() === 0);
+    await events.close();
+  });
+
   test("closing the notifier (server shutdown) ends open streams cleanly", async () => {
     const events = counting(createChangeNotifier(app().database, memoryLogger().logger));
     const instance = secondInstance(events);
