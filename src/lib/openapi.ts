@@ -48,17 +48,34 @@ export function validationError(error: ZodError, target: string): AppError {
   return new AppError("VALIDATION_FAILED", summary + more, { fields });
 }
 
+/** Objects and arrays nested deeper than this in a request are refused (see unstorable). */
+export const MAX_JSON_DEPTH = 64;
+
+type Unstorable = { path: PropertyKey[]; message: string; code: string };
+const NUL = { message: "must not contain NUL (U+0000) characters", code: "invalid_characters" };
+
 /**
- * The path of the first string holding a NUL character, or undefined. PostgreSQL cannot store
- * U+0000 in text or jsonb: such a value reaching a query is a 500 (SQLSTATE 22021 / 22P05), so
- * it is refused here as bad input, naming the field (found by the OpenAPI fuzzer, issue 11).
+ * The first value of a request PostgreSQL could not take, or undefined:
+ * - a string (or key) holding a NUL character: PostgreSQL cannot store U+0000 in text or jsonb,
+ *   and such a value reaching a query is a 500 (SQLSTATE 22021 / 22P05; found by the OpenAPI
+ *   fuzzer, issue 11);
+ * - objects and arrays nested more than MAX_JSON_DEPTH deep: PostgreSQL refuses a jsonb 100,000
+ *   levels deep (stack depth limit exceeded), which a 1 MB body can hold, and PGlite returned no
+ *   row for one 10,000 deep, so the write failed as a 500. No configuration needs a tenth of it.
  */
-function nulPath(value: unknown, path: PropertyKey[] = [], depth = 0): PropertyKey[] | undefined {
-  if (typeof value === "string") return value.includes("\u0000") ? path : undefined;
-  if (depth > 64 || value === null || typeof value !== "object") return undefined;
+function unstorable(value: unknown, path: PropertyKey[] = []): Unstorable | undefined {
+  if (typeof value === "string") {
+    return value.includes("\u0000") ? { path, ...NUL } : undefined;
+  }
+  if (value === null || typeof value !== "object") return undefined;
+  if (path.length >= MAX_JSON_DEPTH) {
+    return { path, message: `nests objects and arrays more than ${MAX_JSON_DEPTH} levels deep`, code: "too_deep" };
+  }
   for (const [key, child] of Array.isArray(value) ? value.entries() : Object.entries(value)) {
-    if (typeof key === "string" && key.includes("\u0000")) return [...path, key];
-    const found = nulPath(child, [...path, key], depth + 1);
+    if (typeof key === "string" && key.includes("\u0000")) {
+      return { path: [...path, key], ...NUL };
+    }
+    const found = unstorable(child, [...path, key]);
     if (found) return found;
   }
   return undefined;
@@ -71,13 +88,12 @@ export const validationHook = (
   _c: unknown,
 ) => {
   if (!result.success) throw validationError(result.error as ZodError, result.target);
-  const nul = nulPath(result.data);
-  if (nul) {
+  const problem = unstorable(result.data);
+  if (problem) {
     const location = LOCATIONS[result.target] ?? result.target;
-    const field = formatPath(nul) || "(root)";
-    const message = "must not contain NUL (U+0000) characters";
-    throw new AppError("VALIDATION_FAILED", `Invalid ${location} field "${field}": ${message}`, {
-      fields: [{ location, field, message, code: "invalid_characters" }],
+    const field = formatPath(problem.path) || "(root)";
+    throw new AppError("VALIDATION_FAILED", `Invalid ${location} field "${field}": ${problem.message}`, {
+      fields: [{ location, field, message: problem.message, code: problem.code }],
     });
   }
 };

@@ -37,6 +37,13 @@ const traversalNames: Array<[string, string]> = [
   ["x".repeat(101), "too long"],
 ];
 
+/** {"a":{"a":…1}}, `depth` objects deep. */
+function nested(depth: number): Record<string, unknown> {
+  let value: unknown = 1;
+  for (let i = 0; i < depth; i++) value = { a: value };
+  return value as Record<string, unknown>;
+}
+
 securitySuite("agent configuration", app, [
   {
     name: "GET /api/v1/me/agent-config",
@@ -66,6 +73,9 @@ securitySuite("agent configuration", app, [
     badInputs: [
       { body: { agentsMd: 42 }, field: "agentsMd" },
       { body: { agentsMd: "a\u0000b" }, field: "agentsMd" },
+      // 10,000 levels: PGlite stored nothing and the write was a 500; PostgreSQL refuses 100,000
+      // (stack depth). Refused from 64, naming the first object too deep.
+      { body: { config: nested(10_000) }, field: `config${".a".repeat(63)}` },
     ],
   },
   {
@@ -195,6 +205,18 @@ describe("the configuration document", () => {
     await expectError(await putFile(u.token, FILE, { content: "é".repeat(128 * KIB + 1) }), 413, "PAYLOAD_TOO_LARGE");
     expect((await putFile(u.token, FILE, { content: "x".repeat(256 * KIB) })).status).toBe(201);
     expect((await json(await app().request(BASE, { token: u.token }))).version).toBe(1);
+  });
+
+  test("a config nested 64 levels deep is refused naming where, and nothing is stored; 63 are kept as given", async () => {
+    const u = await signUp(app());
+    const error = await expectError(await app().request(BASE, { method: "PATCH", token: u.token, json: { config: nested(64) } }), 400, "VALIDATION_FAILED");
+    expect(error.details.fields).toEqual([
+      { location: "body", field: `config${".a".repeat(63)}`, message: "nests objects and arrays more than 64 levels deep", code: "too_deep" },
+    ]);
+    expect((await json(await app().request(BASE, { token: u.token }))).version).toBe(0);
+    const kept = await app().request(BASE, { method: "PATCH", token: u.token, json: { config: nested(63) } });
+    expect(kept.status).toBe(200);
+    expect((await json(kept)).config).toEqual(nested(63));
   });
 
   test("traversal names are refused before anything is written", async () => {
