@@ -2,6 +2,7 @@ import { OpenAPIHono, z } from "@hono/zod-openapi";
 import type { ZodError } from "zod";
 import { AppError, ERROR_CODES, type ErrorCode } from "../errors";
 import type { AppEnv } from "../context";
+import { MAX_JSON_DEPTH } from "./text";
 
 /** Where a request value came from, in words for error messages. */
 const LOCATIONS: Record<string, string> = {
@@ -47,9 +48,6 @@ export function validationError(error: ZodError, target: string): AppError {
   const more = fields.length > 1 ? ` (and ${fields.length - 1} more)` : "";
   return new AppError("VALIDATION_FAILED", summary + more, { fields });
 }
-
-/** Objects and arrays nested deeper than this in a request are refused (see unstorable). */
-export const MAX_JSON_DEPTH = 64;
 
 type Unstorable = { path: PropertyKey[]; message: string; code: string };
 const NUL = { message: "must not contain NUL (U+0000) characters", code: "invalid_characters" };

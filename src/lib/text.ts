@@ -11,6 +11,17 @@ const NUL_MESSAGE = { error: "must not contain the NUL character (U+0000)" };
 /** A string that can be stored. */
 export const storableString = () => z.string().refine((s) => !containsNul(s), NUL_MESSAGE);
 
-/** JSON whose strings (keys included) can be stored in jsonb. */
-export const isStorableJson = (value: unknown) => !JSON.stringify(value).includes("\\u0000");
+/** Request JSON nested deeper than this is refused (src/lib/openapi.ts says why). */
+export const MAX_JSON_DEPTH = 64;
+
+/**
+ * JSON whose strings (keys included) can be stored in jsonb, as far as MAX_JSON_DEPTH levels:
+ * anything deeper is refused for its depth after validation, and a walk (or a JSON.stringify)
+ * any deeper would run out of stack on a body 100,000 levels deep, as a 500.
+ */
+export function isStorableJson(value: unknown, depth = 0): boolean {
+  if (typeof value === "string") return !containsNul(value);
+  if (value === null || typeof value !== "object" || depth >= MAX_JSON_DEPTH) return true;
+  return Object.entries(value).every(([key, child]) => !containsNul(key) && isStorableJson(child, depth + 1));
+}
 export const NUL_IN_JSON_MESSAGE = { error: "must not contain the NUL character (U+0000) in any key or string" };

@@ -32,7 +32,7 @@ const AgentFileSchema = z
 
 const OpencodeConfig = z
   .record(z.string(), z.unknown(), { error: "must be a JSON object" })
-  .refine(isStorableJson, NUL_IN_JSON_MESSAGE)
+  .refine((config) => isStorableJson(config), NUL_IN_JSON_MESSAGE)
   .openapi({
   description:
     `Your opencode.json as a JSON object (at most ${LIMITS.configBytes} bytes). It is stored and shown to you as ` +

@@ -207,12 +207,17 @@ describe("the configuration document", () => {
     expect((await json(await app().request(BASE, { token: u.token }))).version).toBe(1);
   });
 
-  test("a config nested 64 levels deep is refused naming where, and nothing is stored; 63 are kept as given", async () => {
+  test("a config nested 64 levels deep (or 100,000) is refused naming where, and nothing is stored; 63 are kept as given", async () => {
     const u = await signUp(app());
     const error = await expectError(await app().request(BASE, { method: "PATCH", token: u.token, json: { config: nested(64) } }), 400, "VALIDATION_FAILED");
     expect(error.details.fields).toEqual([
       { location: "body", field: `config${".a".repeat(63)}`, message: "nests objects and arrays more than 64 levels deep", code: "too_deep" },
     ]);
+    // 100,000 levels, spelled out (JSON.stringify itself gives up before that): the check that
+    // refused NUL characters ran out of stack on it, as a 500.
+    const deepest = `{"config":${'{"a":'.repeat(100_000)}1${"}".repeat(100_001)}`;
+    const refused = await app().request(BASE, { method: "PATCH", token: u.token, body: deepest, headers: { "content-type": "application/json" } });
+    expect((await expectError(refused, 400, "VALIDATION_FAILED")).details.fields[0].code).toBe("too_deep");
     expect((await json(await app().request(BASE, { token: u.token }))).version).toBe(0);
     const kept = await app().request(BASE, { method: "PATCH", token: u.token, json: { config: nested(63) } });
     expect(kept.status).toBe(200);
