@@ -85,9 +85,14 @@ export function createAuth({ config, db, logger }: AuthOptions) {
     // auth.sign_up / auth.sign_in / auth.sign_out in the activity log, after Better Auth commits.
     databaseHooks: authActivityHooks({ db, logger, clientIpHeader: CLIENT_IP_HEADER }),
     plugins: [bearer()],
-    // These hand a linked account's decrypted OAuth tokens to whoever holds the session; secrets
-    // never leave Warren in a response, so they are switched off.
-    disabledPaths: ["/get-access-token", "/refresh-token"],
+    // Switched off:
+    // - /get-access-token and /refresh-token hand a linked account's decrypted OAuth tokens to
+    //   whoever holds the session, and secrets never leave Warren in a response;
+    // - /list-sessions answers the token of every session of the user: one stolen session would
+    //   give the others' bearer tokens (GET /api/v1/me/sessions lists devices without them);
+    // - /update-user changed the profile unchecked (an object stored as "[object Object]", a
+    //   500,000-character name) and unlogged: PATCH /api/v1/me validates and records it.
+    disabledPaths: ["/get-access-token", "/refresh-token", "/list-sessions", "/update-user"],
     // Unexpected errors (a database that went away) are thrown to Warren's error handler, which
     // answers in the envelope (503 or 500); Better Auth's own 4xx answers pass through as is.
     onAPIError: { throw: true },

@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { sql } from "drizzle-orm";
 import { createApp } from "../../src/app";
 import { openPostgres } from "../../src/database/client";
-import { memoryLogger, requester, signUp, testConfig, useTestApp, json } from "../helpers/app";
+import { memoryLogger, requester, signInAgain, signUp, testConfig, useTestApp, json } from "../helpers/app";
 import { expectError } from "../helpers/expect";
 import { freePort } from "../helpers/server";
 
@@ -392,18 +392,32 @@ describe("Better Auth's own errors", () => {
   });
 });
 
-describe("Better Auth endpoints that would return secrets", () => {
+describe("Better Auth endpoints that would return secrets or bypass Warren's checks", () => {
   test("are switched off", async () => {
-    const u = await signUp(app());
-    for (const path of ["/api/auth/get-access-token", "/api/auth/refresh-token"]) {
-      const res = await app().request(path, {
-        method: "POST",
-        token: u.token,
-        json: { providerId: "github" },
-        headers: { origin: app().config.publicUrl },
-      });
-      await expectError(res, 404, "NOT_FOUND");
+    const u = await signUp(app(), { name: "Kept" });
+    const otherToken = (await signInAgain(app(), u)).split(".")[0]!;
+    expect((await app().request("/api/v1/me", { token: otherToken })).status).toBe(200);
+    const calls: Array<[string, string, unknown]> = [
+      // A linked account's OAuth tokens.
+      ["POST", "/api/auth/get-access-token", { providerId: "github" }],
+      ["POST", "/api/auth/refresh-token", { providerId: "github" }],
+      // Every session's token, the other device's included.
+      ["GET", "/api/auth/list-sessions", undefined],
+      // A profile change without validation or an activity entry.
+      ["POST", "/api/auth/update-user", { name: "x".repeat(500), image: { not: "a url" } }],
+    ];
+    for (const [method, path, body] of calls) {
+      const res = await app().request(path, { method, token: u.token, ...(body ? { json: body } : {}), headers: { origin: app().config.publicUrl } });
+      // The token without its signature is enough: Better Auth's bearer plugin accepts it.
+      expect(await res.text()).not.toContain(otherToken);
+      expect(res.status).toBe(404);
     }
+    expect((await json(await app().request("/api/v1/me", { token: u.token }))).name).toBe("Kept");
+    // Warren's own routes do both jobs: the devices without their tokens, a checked profile change.
+    const devices = await app().request("/api/v1/me/sessions", { token: u.token });
+    expect(devices.status).toBe(200);
+    expect(await devices.text()).not.toContain(otherToken);
+    await expectError(await app().request("/api/v1/me", { method: "PATCH", token: u.token, json: { name: "x".repeat(500) } }), 400, "VALIDATION_FAILED");
   });
 });
 

@@ -83,8 +83,8 @@ describe(`session cache (${ENGINE})`, () => {
     const a = instance();
     const u = await signUp(a);
     await warm(a, { token: u.token });
-    // Through Better Auth's own endpoint: the request settles before it answers.
-    const upd = await a.request("/api/auth/update-user", { method: "POST", token: u.token, json: { name: "Renamed Once" } });
+    // Through the API: the request settles before it answers.
+    const upd = await a.request("/api/v1/me", { method: "PATCH", token: u.token, json: { name: "Renamed Once" } });
     expect(upd.status).toBe(200);
     expect((await json(await a.request("/api/v1/me", { token: u.token }))).name).toBe("Renamed Once");
     // Behind Warren's back (operator SQL): the trigger's notification drops the cached user.
