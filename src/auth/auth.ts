@@ -59,10 +59,11 @@ export function createAuth({ config, db, logger }: AuthOptions) {
       storage: "database",
       window: config.authRateLimit.windowSeconds,
       max: config.authRateLimit.max,
-      // Credential guessing is what the limit is for: sign-in, sign-up and password changes
-      // get a lower ceiling than the rest of /api/auth.
+      // Credential guessing is what the limit is for: sign-in, sign-up, password changes and
+      // /verify-password (a yes/no on the password, for whoever holds a session) get a lower
+      // ceiling than the rest of /api/auth.
       customRules: Object.fromEntries(
-        ["/sign-in/*", "/sign-up/*", "/change-password", "/change-email"].map((path) => [
+        ["/sign-in/*", "/sign-up/*", "/change-password", "/change-email", "/verify-password"].map((path) => [
           path,
           { window: config.authRateLimit.windowSeconds, max: config.authRateLimit.signInMax },
         ]),

@@ -309,6 +309,20 @@ describe("auth rate limiting", () => {
     expect(n).toBeGreaterThanOrEqual(2);
   });
 
+  test("password checks by a signed-in caller (/verify-password) get the sign-in limit", async () => {
+    // With a stolen session, an unthrottled yes/no on the password would be a guessing oracle.
+    const u = await signUp(limited());
+    const verify = (password: string) =>
+      limited().request("/api/auth/verify-password", {
+        method: "POST",
+        token: u.token,
+        json: { password },
+        headers: { origin: limited().config.publicUrl, "x-forwarded-for": "203.0.113.10" },
+      });
+    for (let i = 0; i < 3; i++) expect((await verify(`guess number ${i}`)).status).toBe(400);
+    expect((await verify(u.password)).status).toBe(429);
+  });
+
   test("the limit holds across instances sharing the database", async () => {
     // A second Warren instance: its own app, auth and memory, the same database.
     const other = createApp({ config: limited().config, database: limited().database, logger: memoryLogger().logger });
