@@ -25,6 +25,15 @@ function formatPath(path: ReadonlyArray<PropertyKey>): string {
   return out;
 }
 
+/**
+ * A record key refused by its own rule ("is reserved by Warren"): zod reports it as "Invalid key
+ * in record" and keeps the rule's words in the issue's own issues.
+ */
+function keyMessage(issue: ZodError["issues"][number]): string | undefined {
+  if (issue.code !== "invalid_key" || issue.issues.length === 0) return undefined;
+  return [...new Set(issue.issues.map((i) => i.message))].join("; ");
+}
+
 /** Turns zod issues into a 400 that names each field, never zod's raw output. */
 export function validationError(error: ZodError, target: string): AppError {
   const location = LOCATIONS[target] ?? target;
@@ -37,7 +46,7 @@ export function validationError(error: ZodError, target: string): AppError {
           message: "is not a known field",
           code: issue.code,
         }))
-      : [{ location, field: formatPath(issue.path) || "(root)", message: issue.message, code: issue.code }],
+      : [{ location, field: formatPath(issue.path) || "(root)", message: keyMessage(issue) ?? issue.message, code: issue.code }],
   );
   const first = fields[0];
   const summary = first

@@ -128,6 +128,17 @@ describe("create", () => {
     expect(error.details.fields[0].field).toBe("addonIds");
   });
 
+  test("refused environment variable names say why, each under its own name", async () => {
+    const u = await signUp(app());
+    const error = await expectError(await create(u, { env: { PATH: "/evil", "1BAD": "v", MY_TOKEN: "kept" } }), 400, "VALIDATION_FAILED");
+    const fields = Object.fromEntries(error.details.fields.map((f: { field: string; message: string }) => [f.field, f.message]));
+    expect(fields).toEqual({
+      "env.PATH": "is reserved by Warren",
+      "env.1BAD": "names are letters, digits and underscores, not starting with a digit",
+    });
+    expect(error.message).toBe('Invalid body field "env.PATH": is reserved by Warren (and 1 more)');
+  });
+
   test("the sandbox quota is 403 LIMIT_EXCEEDED with the numbers", async () => {
     const u = await signUp(app());
     const [row] = await app().database.db.select().from(sandboxes).limit(1);
