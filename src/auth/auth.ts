@@ -7,6 +7,7 @@ import type { Db } from "../database/client";
 import { ID_PREFIXES, newId, type IdKind } from "../lib/ids";
 import type { Logger } from "../lib/logger";
 import { authActivityHooks } from "../services/activity/auth-events";
+import { profileOnCreate } from "./profile-rules";
 
 /**
  * The header through which Warren tells Better Auth the client's address. Any incoming value is
@@ -24,6 +25,7 @@ export type AuthOptions = {
 
 export function createAuth({ config, db, logger }: AuthOptions) {
   const log = logger.child({ component: "better-auth" });
+  const activity = authActivityHooks({ db, logger, clientIpHeader: CLIENT_IP_HEADER });
   return betterAuth({
     appName: "Warren",
     // Always explicit: behind a TLS proxy the listen address is not what browsers and GitHub see.
@@ -83,8 +85,12 @@ export function createAuth({ config, db, logger }: AuthOptions) {
         generateId: ({ model }) => newId(model in ID_PREFIXES ? (model as IdKind) : "request"),
       },
     },
-    // auth.sign_up / auth.sign_in / auth.sign_out in the activity log, after Better Auth commits.
-    databaseHooks: authActivityHooks({ db, logger, clientIpHeader: CLIENT_IP_HEADER }),
+    // auth.sign_up / auth.sign_in / auth.sign_out in the activity log, after Better Auth commits;
+    // a new account's name and avatar under PATCH /api/v1/me's rules (profile-rules.ts).
+    databaseHooks: {
+      ...activity,
+      user: { create: { ...activity.user.create, before: profileOnCreate() } },
+    },
     plugins: [bearer()],
     // Switched off:
     // - /get-access-token and /refresh-token hand a linked account's decrypted OAuth tokens to

@@ -1,7 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { authSecurity, createRouter, errorResponses } from "../lib/openapi";
 import { PageQuery, pageOf } from "../lib/pagination";
-import { toProfile, updateProfile } from "../services/account/profile";
+import { profileImage, profileName, toProfile, updateProfile } from "../services/account/profile";
 import { listSessions, revokeSession } from "../services/account/sessions";
 
 export const UserSchema = z
@@ -18,14 +18,8 @@ export const UserSchema = z
 
 const ProfileUpdate = z
   .object({
-    name: z.string().trim().min(1, { error: "must not be empty" }).max(100).optional(),
-    image: z
-      .string()
-      .url()
-      .max(2048)
-      .refine((u) => u.startsWith("https://"), { error: "must be an https URL" })
-      .nullable()
-      .optional(),
+    name: profileName().optional(),
+    image: profileImage().nullable().optional(),
   })
   .strict()
   .openapi("ProfileUpdate");

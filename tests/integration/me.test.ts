@@ -99,6 +99,36 @@ describe("PATCH /api/v1/me", () => {
   });
 });
 
+describe("sign-up", () => {
+  test("takes a name and avatar only under PATCH /me's rules, naming the field; nothing is created", async () => {
+    const signUpWith = (email: string, extra: Record<string, unknown>) =>
+      app().request("/api/auth/sign-up/email", {
+        method: "POST",
+        json: { email, password: "a long enough password", ...extra },
+        headers: { origin: app().config.publicUrl },
+      });
+    const cases: Array<[Record<string, unknown>, string]> = [
+      [{ name: "   " }, 'Invalid body field "name": must not be empty'],
+      [{ name: "N".repeat(101) }, 'Invalid body field "name"'],
+      [{ name: "Ada", image: "javascript:alert(1)" }, 'Invalid body field "image"'],
+      [{ name: "Ada", image: "http://example.com/a.png" }, 'Invalid body field "image": must be an https URL'],
+    ];
+    for (const [i, [extra, message]] of cases.entries()) {
+      const res = await signUpWith(`refused${i}@example.com`, extra);
+      expect(res.status).toBe(400);
+      const body = await json(res);
+      expect(body.error.code).toBe("VALIDATION_FAILED");
+      expect(body.error.message).toContain(message);
+      expect(res.headers.get("set-auth-token")).toBeNull();
+    }
+    // None of them exists: the same email signs up once the fields are right.
+    const ok = await signUpWith("refused0@example.com", { name: "  Ada  ", image: "https://example.com/a.png" });
+    expect(ok.status).toBe(200);
+    const me = await json(await app().request("/api/v1/me", { token: ok.headers.get("set-auth-token")! }));
+    expect(me).toMatchObject({ name: "Ada", image: "https://example.com/a.png" });
+  });
+});
+
 describe("device sessions", () => {
   test("lists the caller's sessions newest first, paginated, without tokens", async () => {
     const u = await signUp(app());

@@ -1,8 +1,20 @@
+import { z } from "@hono/zod-openapi";
 import { eq } from "drizzle-orm";
 import { user } from "../../../db/schema";
 import type { ServiceContext } from "../../context";
 import { notFound } from "../../errors";
 import { recordActivity } from "../activity/record";
+
+/** A display name: what PATCH /me takes, and what a sign-up may set (src/auth/profile-rules.ts). */
+export const PROFILE_NAME_MAX = 100;
+export const profileName = () => z.string().trim().min(1, { error: "must not be empty" }).max(PROFILE_NAME_MAX);
+/** An avatar: an https URL, or null. */
+export const profileImage = () =>
+  z
+    .string()
+    .url()
+    .max(2048)
+    .refine((u) => u.startsWith("https://"), { error: "must be an https URL" });
 
 export type Profile = {
   id: string;
