@@ -1,4 +1,5 @@
 import { APIError } from "better-auth/api";
+import { withoutHidden } from "../lib/text";
 import { PROFILE_NAME_MAX, profileImage, profileName } from "../services/account/profile";
 
 type NewUser = { email: string; name?: string | null; image?: string | null };
@@ -10,8 +11,8 @@ type HookContext = { path?: string } | null;
  * "javascript:alert(1)" as its avatar, none of which the profile route would accept.
  * - An email sign-up (`/sign-up/email`) that breaks them is refused, naming the field.
  * - A GitHub sign-in cannot be asked again: the provider's profile is fitted instead (the name
- *   trimmed and cut to PROFILE_NAME_MAX, or the email's local part when blank; an avatar that is
- *   not an https URL dropped).
+ *   without control characters or bidirectional overrides, trimmed and cut to PROFILE_NAME_MAX,
+ *   or the email's local part when that leaves nothing; an avatar that is not https dropped).
  */
 export function profileOnCreate() {
   return async <U extends NewUser>(user: U, context: HookContext): Promise<{ data: U }> => {
@@ -22,7 +23,7 @@ export function profileOnCreate() {
       if (image && !image.success) throw refused("image", image.error.issues[0]!.message);
       return { data: { ...user, name: name.data } };
     }
-    const fitted = name.success ? name.data : (user.name ?? "").trim().slice(0, PROFILE_NAME_MAX) || user.email.split("@")[0]!.slice(0, PROFILE_NAME_MAX);
+    const fitted = name.success ? name.data : withoutHidden(user.name ?? "").trim().slice(0, PROFILE_NAME_MAX) || user.email.split("@")[0]!.slice(0, PROFILE_NAME_MAX);
     return { data: { ...user, name: fitted, image: image?.success ? image.data : null } };
   };
 }

@@ -8,6 +8,24 @@ export const containsNul = (value: string) => value.includes("\u0000");
 
 const NUL_MESSAGE = { error: "must not contain the NUL character (U+0000)" };
 
+/**
+ * What a name shown in lists must not hold: control characters (a newline, a bell, NUL) and the
+ * bidirectional overrides and isolates that make "\u202eevil" read as "live".
+ */
+const HIDDEN_IN_NAMES = /[\p{Cc}\u202A-\u202E\u2066-\u2069]/u;
+
+/** A display name (a sandbox's, a profile's, a custom provider's): trimmed, 1 to `max` characters, all visible. */
+export const displayName = (max: number) =>
+  z
+    .string()
+    .trim()
+    .min(1, { error: "must not be empty" })
+    .max(max)
+    .refine((s) => !HIDDEN_IN_NAMES.test(s), { error: "must not contain control characters or bidirectional overrides" });
+
+/** `s` without what displayName refuses (for names taken from elsewhere, such as GitHub's). */
+export const withoutHidden = (s: string) => s.replace(new RegExp(HIDDEN_IN_NAMES.source, "gu"), "");
+
 /** A string that can be stored. */
 export const storableString = () => z.string().refine((s) => !containsNul(s), NUL_MESSAGE);
 

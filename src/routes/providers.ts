@@ -1,6 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { authSecurity, createRouter, errorResponses } from "../lib/openapi";
 import { PageQuery, pageOf } from "../lib/pagination";
+import { displayName } from "../lib/text";
 import { getProvider, listProviders } from "../services/providers/catalog";
 import { createCustomProvider } from "../services/providers/custom-provider";
 import { setDefaultModel } from "../services/providers/default-model";
@@ -64,7 +65,7 @@ const ModelInput = z
 
 const CustomProviderInput = z
   .object({
-    name: z.string().trim().min(1, { error: "must not be empty" }).max(100),
+    name: displayName(100),
     baseUrl: httpUrl.openapi({
       description:
         "The OpenAI-compatible endpoint, e.g. https://llm.example.com/v1 (http or https, no user:password). OpenCode calls it " +

@@ -1,10 +1,11 @@
 import { z } from "@hono/zod-openapi";
+import { displayName } from "../lib/text";
 
 const RESERVED_ENV = /^(HOME|PATH|USER|SHELL|PWD|XDG_[A-Z_]+|OPENCODE_[A-Z_]+|LD_[A-Z_]+|WARREN_[A-Z_]+)$/;
 
 export const SandboxStatus = z.enum(["creating", "starting", "running", "stopping", "stopped", "error", "deleting"]);
 
-const name = z.string().trim().min(1, { error: "must not be empty" }).max(100);
+const name = displayName(100);
 const idleTimeoutMinutes = z.number().int().min(0).max(1440).openapi({ description: "0 never stops it for idleness" });
 
 export const CreateSandbox = z

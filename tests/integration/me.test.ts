@@ -18,6 +18,8 @@ securitySuite("account", app, [
     badInputs: [
       { body: { name: 42 }, field: "name" },
       { body: { name: "" }, field: "name" },
+      { body: { name: "Ada\u0007" }, field: "name" },
+      { body: { name: "Ada \u2066Lovelace" }, field: "name" },
       { body: { image: "http://insecure.example.com/a.png" }, field: "image" },
       { body: { email: "takeover@example.com" }, field: "email" },
     ],

@@ -42,6 +42,7 @@ securitySuite("providers", app, [
       { body: { ...customBody(), baseUrl: "not a url" }, field: "baseUrl" },
       { body: { ...customBody(), baseUrl: "https://admin:secret@llm.example.com/v1" }, field: "baseUrl" },
       { body: { ...customBody(), name: "" }, field: "name" },
+      { body: { ...customBody(), name: "LLM\r\nX-Injected: 1" }, field: "name" },
       { body: { ...customBody(), models: [] }, field: "models" },
       { body: { ...customBody(), models: [{ id: "a" }, { id: "a" }] }, field: "models" },
       { body: { ...customBody(), ownerUserId: "usr_x" }, field: "ownerUserId" },

@@ -51,6 +51,9 @@ securitySuite("sandboxes", app, [
     body: { name: "x" },
     badInputs: [
       { body: { name: "" }, field: "name" },
+      // Names show in lists: no line breaks, no "\u202eevil" that reads as "live".
+      { body: { name: "a\nb" }, field: "name" },
+      { body: { name: "\u202eevil" }, field: "name" },
       { body: { name: "x", flavorId: "go" }, field: "flavorId" },
       { body: { name: "x", addonIds: ["gpu"] }, field: "addonIds" },
       { body: { name: "x", repositoryUrl: "http://github.com/a/b" }, field: "repositoryUrl" },

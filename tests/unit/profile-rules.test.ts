@@ -23,5 +23,8 @@ describe("a new account's name and avatar", () => {
     });
     expect((await hook(user({ name: "  ", image: "javascript:alert(1)" }), github)).data).toMatchObject({ name: "octo.cat", image: null });
     expect((await hook(user({ name: "Octo Cat", image: null }), github)).data).toMatchObject({ name: "Octo Cat", image: null });
+    // Control characters and bidirectional overrides are taken out, as PATCH /me would refuse them.
+    expect((await hook(user({ name: "Octo\u202e\nCat" }), github)).data).toMatchObject({ name: "OctoCat" });
+    expect((await hook(user({ name: "\u0007\u2066" }), github)).data).toMatchObject({ name: "octo.cat" });
   });
 });

@@ -3,11 +3,12 @@ import { eq } from "drizzle-orm";
 import { user } from "../../../db/schema";
 import type { ServiceContext } from "../../context";
 import { notFound } from "../../errors";
+import { displayName } from "../../lib/text";
 import { recordActivity } from "../activity/record";
 
 /** A display name: what PATCH /me takes, and what a sign-up may set (src/auth/profile-rules.ts). */
 export const PROFILE_NAME_MAX = 100;
-export const profileName = () => z.string().trim().min(1, { error: "must not be empty" }).max(PROFILE_NAME_MAX);
+export const profileName = () => displayName(PROFILE_NAME_MAX);
 /** An avatar: an https URL, or null. */
 export const profileImage = () =>
   z
