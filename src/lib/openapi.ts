@@ -48,6 +48,11 @@ export function validationError(error: ZodError, target: string): AppError {
         }))
       : [{ location, field: formatPath(issue.path) || "(root)", message: keyMessage(issue) ?? issue.message, code: issue.code }],
   );
+  return fieldsError(location, fields);
+}
+
+/** A 400 naming each field; the message names the first (and counts the others). */
+function fieldsError(location: string, fields: FieldError[]): AppError {
   const first = fields[0];
   const summary = first
     ? first.field === "(root)"
@@ -88,20 +93,28 @@ function unstorable(value: unknown, path: PropertyKey[] = []): Unstorable | unde
   return undefined;
 }
 
+/**
+ * No query parameter here takes several values, and one given twice reached its schema as an
+ * array ("limit=10&limit=20": "expected number, received NaN"). Said as what it is instead.
+ */
+function repeatedParameters(c: { req: { queries(): Record<string, string[]> } }): AppError | undefined {
+  const location = LOCATIONS.query!;
+  const fields = Object.entries(c.req.queries())
+    .filter(([, values]) => values.length > 1)
+    .map(([field, values]) => ({ location, field, message: `given ${values.length} times; give it once`, code: "repeated" }));
+  return fields.length > 0 ? fieldsError(location, fields) : undefined;
+}
+
 /** Every router validates with this hook, so every validation failure has the same shape. */
 export const validationHook = (
   result: { success: boolean; error?: unknown; data?: unknown; target: string },
-  // biome-ignore lint: the hook signature is Hono's
-  _c: unknown,
+  c: { req: { queries(): Record<string, string[]> } },
 ) => {
-  if (!result.success) throw validationError(result.error as ZodError, result.target);
+  if (!result.success) throw (result.target === "query" && repeatedParameters(c)) || validationError(result.error as ZodError, result.target);
   const problem = unstorable(result.data);
   if (problem) {
     const location = LOCATIONS[result.target] ?? result.target;
-    const field = formatPath(problem.path) || "(root)";
-    throw new AppError("VALIDATION_FAILED", `Invalid ${location} field "${field}": ${problem.message}`, {
-      fields: [{ location, field, message: problem.message, code: problem.code }],
-    });
+    throw fieldsError(location, [{ location, field: formatPath(problem.path) || "(root)", message: problem.message, code: problem.code }]);
   }
 };
 

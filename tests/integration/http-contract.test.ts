@@ -106,6 +106,14 @@ describe("error envelope on every path", () => {
     expect((await json(signIn)).error.code).toBe("UNSUPPORTED_MEDIA_TYPE");
   });
 
+  test("a query parameter given twice is named as such, not as a number that is NaN", async () => {
+    const u = await signUp(app());
+    const error = await expectError(await app().request("/api/v1/sandboxes?limit=10&limit=20&q=a", { token: u.token }), 400, "VALIDATION_FAILED");
+    expect(error.message).toBe('Invalid query parameter field "limit": given 2 times; give it once');
+    expect(error.details.fields).toEqual([{ location: "query parameter", field: "limit", message: "given 2 times; give it once", code: "repeated" }]);
+    expect((await app().request("/api/v1/sandboxes?limit=10&q=a", { token: u.token })).status).toBe(200);
+  });
+
   test("an unexpected failure is 500 with no internals, logged, and the change is rolled back", async () => {
     const u = await signUp(app(), { name: "Original" });
     const db = app().database.db;
