@@ -93,6 +93,25 @@ describe("auth events from Better Auth's hooks", () => {
     expect(rows[1]!.requestId).toBe(signIn.headers.get("x-request-id"));
   });
 
+  test("a password change is recorded (nothing of the password); a refused one is not", async () => {
+    const u = await signUp(app());
+    const change = (currentPassword: string) =>
+      app().request("/api/auth/change-password", {
+        method: "POST",
+        token: u.token,
+        json: { currentPassword, newPassword: "a brand new long password" },
+        headers: { origin: app().config.publicUrl, "user-agent": "warren-test/2.0" },
+      });
+    expect((await change("not the password")).status).toBe(400);
+    expect((await entriesOf(u.id)).map((r) => r.action)).not.toContain("auth.password_change");
+    const ok = await change(u.password);
+    expect(ok.status).toBe(200);
+    const entry = (await entriesOf(u.id)).find((r) => r.action === "auth.password_change");
+    expect(entry).toMatchObject({ entityType: "user", entityId: u.id, userAgent: "warren-test/2.0", metadata: {} });
+    expect(entry!.requestId).toBe(ok.headers.get("x-request-id"));
+    expect(JSON.stringify(entry)).not.toContain("brand new");
+  });
+
   test("a failed sign-in records nothing", async () => {
     const u = await signUp(app());
     const before = (await entriesOf(u.id)).length;

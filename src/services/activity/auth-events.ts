@@ -3,7 +3,8 @@ import type { Logger } from "../../lib/logger";
 import { recordActivity, type ActivityAction } from "./record";
 
 /**
- * auth.sign_up / auth.sign_in / auth.sign_out from Better Auth's database hooks.
+ * auth.sign_up / auth.sign_in / auth.sign_out / auth.password_change from Better Auth's database
+ * hooks.
  *
  * Better Auth runs its "after" hooks once its own writes have committed (runWithTransaction
  * queues them), so an entry is only ever written for a sign-up, sign-in or sign-out that really
@@ -19,7 +20,8 @@ import { recordActivity, type ActivityAction } from "./record";
 /** The header through which src/app.ts hands Warren's request id to Better Auth's handler. */
 export const REQUEST_ID_HEADER = "x-warren-request-id";
 
-type HookContext = { path?: string; headers?: Headers; request?: Request } | null;
+/** Better Auth's endpoint context, as its database hooks get it (the session is set on signed-in routes). */
+type HookContext = { path?: string; headers?: Headers; request?: Request; context?: { session?: { user?: { id?: string } } | null } } | null;
 
 export type AuthActivityDeps = {
   db: Db;
@@ -78,6 +80,17 @@ export function authActivityHooks(deps: AuthActivityDeps) {
         after: async (user: { id: string }, context: HookContext) => {
           if (context) signUps.add(context);
           await record(user.id, context, "auth.sign_up", { type: "user", id: user.id }, { method: method(context) });
+        },
+      },
+    },
+    account: {
+      update: {
+        // A password change rewrites the credential account (updateMany: the hook gets a count,
+        // and the caller's session from the endpoint). Nothing about the password is recorded.
+        after: async (_updated: unknown, context: HookContext) => {
+          const userId = context?.context?.session?.user?.id;
+          if (context?.path !== "/change-password" || !userId) return;
+          await record(userId, context, "auth.password_change", { type: "user", id: userId }, {});
         },
       },
     },

@@ -12,6 +12,7 @@ export const ACTIVITY_ACTIONS = [
   "auth.sign_up",
   "auth.sign_in",
   "auth.sign_out",
+  "auth.password_change",
   "account.update",
   "account.export",
   "account.delete",
