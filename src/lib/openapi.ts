@@ -2,7 +2,7 @@ import { OpenAPIHono, z } from "@hono/zod-openapi";
 import type { ZodError } from "zod";
 import { AppError, ERROR_CODES, type ErrorCode } from "../errors";
 import type { AppEnv } from "../context";
-import { MAX_JSON_DEPTH } from "./text";
+import { unstorableJson } from "./text";
 
 /** Where a request value came from, in words for error messages. */
 const LOCATIONS: Record<string, string> = {
@@ -63,36 +63,6 @@ function fieldsError(location: string, fields: FieldError[]): AppError {
   return new AppError("VALIDATION_FAILED", summary + more, { fields });
 }
 
-type Unstorable = { path: PropertyKey[]; message: string; code: string };
-const NUL = { message: "must not contain NUL (U+0000) characters", code: "invalid_characters" };
-
-/**
- * The first value of a request PostgreSQL could not take, or undefined:
- * - a string (or key) holding a NUL character: PostgreSQL cannot store U+0000 in text or jsonb,
- *   and such a value reaching a query is a 500 (SQLSTATE 22021 / 22P05; found by the OpenAPI
- *   fuzzer, issue 11);
- * - objects and arrays nested more than MAX_JSON_DEPTH deep: PostgreSQL refuses a jsonb 100,000
- *   levels deep (stack depth limit exceeded), which a 1 MB body can hold, and PGlite returned no
- *   row for one 10,000 deep, so the write failed as a 500. No configuration needs a tenth of it.
- */
-function unstorable(value: unknown, path: PropertyKey[] = []): Unstorable | undefined {
-  if (typeof value === "string") {
-    return value.includes("\u0000") ? { path, ...NUL } : undefined;
-  }
-  if (value === null || typeof value !== "object") return undefined;
-  if (path.length >= MAX_JSON_DEPTH) {
-    return { path, message: `nests objects and arrays more than ${MAX_JSON_DEPTH} levels deep`, code: "too_deep" };
-  }
-  for (const [key, child] of Array.isArray(value) ? value.entries() : Object.entries(value)) {
-    if (typeof key === "string" && key.includes("\u0000")) {
-      return { path: [...path, key], ...NUL };
-    }
-    const found = unstorable(child, [...path, key]);
-    if (found) return found;
-  }
-  return undefined;
-}
-
 /**
  * No query parameter here takes several values, and one given twice reached its schema as an
  * array ("limit=10&limit=20": "expected number, received NaN"). Said as what it is instead.
@@ -111,7 +81,7 @@ export const validationHook = (
   c: { req: { queries(): Record<string, string[]> } },
 ) => {
   if (!result.success) throw (result.target === "query" && repeatedParameters(c)) || validationError(result.error as ZodError, result.target);
-  const problem = unstorable(result.data);
+  const problem = unstorableJson(result.data);
   if (problem) {
     const location = LOCATIONS[result.target] ?? result.target;
     throw fieldsError(location, [{ location, field: formatPath(problem.path) || "(root)", message: problem.message, code: problem.code }]);
