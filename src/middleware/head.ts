@@ -17,19 +17,15 @@ export const headRequests: MiddlewareHandler = async (c, next) => {
   const body = c.res.body;
   if (c.req.raw.method !== "HEAD" || !body) return;
   const headers = new Headers(c.res.headers);
-  if (headers.get("content-type")?.startsWith("text/event-stream")) {
-    await body.cancel().catch(() => {});
+  // Unknown for an event stream, and for a GET stream that broke mid-way (an export whose
+  // database went away): the answer then says chunked, as the GET's would have.
+  let length: number | null = null;
+  if (headers.get("content-type")?.startsWith("text/event-stream")) await body.cancel().catch(() => {});
+  else length = await new Response(body).arrayBuffer().then((bytes) => bytes.byteLength, () => null);
+  if (length === null) {
     headers.delete("content-length");
     headers.set("transfer-encoding", "chunked");
-  } else {
-    try {
-      headers.set("content-length", String((await new Response(body).arrayBuffer()).byteLength));
-    } catch {
-      // The GET's stream broke mid-way (an export whose database went away): its length is unknown.
-      headers.delete("content-length");
-      headers.set("transfer-encoding", "chunked");
-    }
-  }
+  } else headers.set("content-length", String(length));
   const { status, statusText } = c.res;
   // Unset first: Hono would otherwise merge the old response's headers into the new one.
   c.res = undefined;
