@@ -23,10 +23,13 @@ export function profileOnCreate() {
       if (image && !image.success) throw refused("image", image.error.issues[0]!.message);
       return { data: { ...user, name: name.data } };
     }
-    const fitted = name.success ? name.data : withoutHidden(user.name ?? "").trim().slice(0, PROFILE_NAME_MAX) || user.email.split("@")[0]!.slice(0, PROFILE_NAME_MAX);
+    const fitted = name.success ? name.data : firstCodePoints(withoutHidden(user.name ?? "").trim(), PROFILE_NAME_MAX) || user.email.split("@")[0]!.slice(0, PROFILE_NAME_MAX);
     return { data: { ...user, name: fitted, image: image?.success ? image.data : null } };
   };
 }
+
+/** zod counts a string's length in code points: cut the same way, never through a surrogate pair. */
+const firstCodePoints = (s: string, max: number) => Array.from(s).slice(0, max).join("");
 
 function refused(field: string, message: string): APIError {
   return new APIError("BAD_REQUEST", { message: `Invalid body field "${field}": ${message}`, code: "INVALID_PROFILE" });

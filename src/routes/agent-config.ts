@@ -2,7 +2,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { ETagHeader, etagOf, IfMatchHeaders, parseIfMatch } from "../lib/etag";
 import { authSecurity, createRouter, errorResponses } from "../lib/openapi";
 import { PageQuery, pageOf } from "../lib/pagination";
-import { isStorableJson, NUL_IN_JSON_MESSAGE, storableString } from "../lib/text";
+import { isStorableJson, UNSTORABLE_JSON_MESSAGE, storableString } from "../lib/text";
 import type { SandboxConfigApplier } from "../services/agent-config/apply";
 import { getAgentConfig, getAgentFile, LIMITS, listAgentFiles } from "../services/agent-config/document";
 import { AGENT_FILE_EXTENSIONS, AGENT_FILE_TYPES, AGENT_NAME } from "../services/agent-config/names";
@@ -32,7 +32,7 @@ const AgentFileSchema = z
 
 const OpencodeConfig = z
   .record(z.string(), z.unknown(), { error: "must be a JSON object" })
-  .refine((config) => isStorableJson(config), NUL_IN_JSON_MESSAGE)
+  .refine((config) => isStorableJson(config), UNSTORABLE_JSON_MESSAGE)
   .openapi({
   description:
     `Your opencode.json as a JSON object (at most ${LIMITS.configBytes} bytes). It is stored and shown to you as ` +

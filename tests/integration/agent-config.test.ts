@@ -63,6 +63,8 @@ securitySuite("agent configuration", app, [
       { body: { config: {}, agentsMd: "", userId: "usr_other" }, field: "userId" },
       // PostgreSQL cannot store U+0000: a 400, never a failed insert.
       { body: { config: { ["k\u0000"]: 1 }, agentsMd: "" }, field: "config" },
+      // jsonb refuses an unpaired surrogate as it does NUL: that was a 500.
+      { body: { config: { k: "\ud800" }, agentsMd: "" }, field: "config" },
     ],
   },
   {
@@ -73,6 +75,7 @@ securitySuite("agent configuration", app, [
     badInputs: [
       { body: { agentsMd: 42 }, field: "agentsMd" },
       { body: { agentsMd: "a\u0000b" }, field: "agentsMd" },
+      { body: { agentsMd: "half \ud83d" }, field: "agentsMd" },
       // 10,000 levels: PGlite stored nothing and the write was a 500; PostgreSQL refuses 100,000
       // (stack depth). Refused from 64, naming the first object too deep.
       { body: { config: nested(10_000) }, field: `config${".a".repeat(63)}` },

@@ -418,6 +418,46 @@ describe("chat history edge cases", () => {
     expect((await json(await t().request(`/api/v1/chat/sessions/${s.id}/messages`, { token: u.token }))).data).toHaveLength(2);
   });
 
+  test("an agent's output with NUL bytes, half an emoji or nesting jsonb cannot take is stored readable, not a failed batch", async () => {
+    // A tool that cats a binary file returns NUL bytes; a client or agent cutting text mid-emoji
+    // leaves an unpaired surrogate. PostgreSQL refuses both in jsonb (and NUL in text), so one such
+    // part failed its whole batch, and every reconciliation of the session after it.
+    const u = await signUp(t());
+    const sbx = await createSandbox(u);
+    const { ses, events } = conversation({ turns: 1, words: ["wombat"] });
+    const answer = (events.at(-2) as any).properties.info;
+    let deep: unknown = "bottom";
+    for (let i = 0; i < 10_000; i++) deep = { deep };
+    const part = (id: string, fields: object) => ev("message.part.updated", { sessionID: ses, part: { id, sessionID: ses, messageID: answer.id, ...fields } });
+    await ingest(sbx, [
+      ...events,
+      part("prt_zz_tool", {
+        type: "tool",
+        tool: "bash",
+        callID: "call_1",
+        state: { status: "completed", input: { command: "head -c 8 a.out" }, output: "\u007fELF\u0002\u0001\u0001\u0000\u0000", ["bad\u0000key"]: "\ud800" },
+      }),
+      part("prt_zz_text", { type: "text", text: "cut in half: \ud83d", time: { start: answer.time.created, end: answer.time.created + 1 } }),
+      part("prt_zz_deep", { type: "tool", tool: "json", callID: "call_2", state: { status: "completed", input: deep } }),
+      // Too large, so stored cut: the cut (256 KiB in) falls between the halves of an emoji.
+      part("prt_zz_big", { type: "text", text: `a${"\u{1f600}".repeat(140_000)}`, time: { start: answer.time.created, end: answer.time.created + 2 } }),
+      ev("session.updated", { sessionID: ses, info: { id: ses, title: "a\u0000title \udc00", time: { created: answer.time.created, updated: answer.time.created + 10_000 } } }),
+      ev("message.updated", { sessionID: ses, info: { ...answer, id: "msg_zz_bad_model", modelID: "model\u0000" } }),
+    ]);
+    const s = await sessionOf(u, sbx);
+    expect(s).toMatchObject({ title: "a\ufffdtitle \ufffd", messageCount: 3 });
+    const msgs = (await json(await t().request(`/api/v1/chat/sessions/${s.id}/messages`, { token: u.token }))).data;
+    const stored = msgs.find((m: any) => m.externalMessageId === answer.id);
+    const byId = new Map(stored.parts.map((p: any) => [p.id, p]));
+    expect((byId.get("prt_zz_tool") as any).state).toMatchObject({ output: "\u007fELF\u0002\u0001\u0001\ufffd\ufffd", ["bad\ufffdkey"]: "\ufffd" });
+    expect(byId.get("prt_zz_text")).toMatchObject({ text: "cut in half: \ufffd" });
+    expect(byId.get("prt_zz_deep")).toEqual({ id: "prt_zz_deep", type: "tool", truncated: true });
+    expect(byId.get("prt_zz_big")).toMatchObject({ truncated: true, text: `a${"\u{1f600}".repeat(131_071)}` });
+    expect(stored.text).toContain("cut in half: \ufffd");
+    // A model name that cannot be stored is left out; the message is kept.
+    expect(msgs.find((m: any) => m.externalMessageId === "msg_zz_bad_model")).toMatchObject({ modelId: null });
+  });
+
   test("an archived session stays archived through later sync, keeps syncing, is listed and searchable", async () => {
     const u = await signUp(t());
     const sbx = await createSandbox(u);

@@ -54,6 +54,7 @@ securitySuite("preferences", app, [
       { body: { defaultAgentId: "../evil" }, field: "defaultAgentId" },
       { body: { userId: "usr_someone_else" }, field: "userId" },
       { body: { defaultProviderId: "openai", defaultModelId: "gpt\u0000" }, field: "defaultModelId" },
+      { body: { defaultProviderId: "openai", defaultModelId: "gpt\udfff" }, field: "defaultModelId" },
     ],
   },
   { name: "DELETE /api/v1/me/preferences", method: "DELETE", path: () => PATH },

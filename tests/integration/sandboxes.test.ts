@@ -54,6 +54,8 @@ securitySuite("sandboxes", app, [
       // Names show in lists: no line breaks, no "\u202eevil" that reads as "live".
       { body: { name: "a\nb" }, field: "name" },
       { body: { name: "\u202eevil" }, field: "name" },
+      // Half an emoji (a client's slice cut a surrogate pair) reached the activity log's jsonb: a 500.
+      { body: { name: "half \ud83d" }, field: "name" },
       { body: { name: "x", flavorId: "go" }, field: "flavorId" },
       { body: { name: "x", addonIds: ["gpu"] }, field: "addonIds" },
       { body: { name: "x", repositoryUrl: "http://github.com/a/b" }, field: "repositoryUrl" },

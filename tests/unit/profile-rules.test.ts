@@ -12,6 +12,7 @@ describe("a new account's name and avatar", () => {
     const signUp = { path: "/sign-up/email" };
     await expect(hook(user({ name: "" }), signUp)).rejects.toBeInstanceOf(APIError);
     await expect(hook(user({ name: "Ada", image: "data:image/svg+xml,<svg/>" }), signUp)).rejects.toThrow('Invalid body field "image"');
+    await expect(hook(user({ name: "Ada \ud83d" }), signUp)).rejects.toThrow("unpaired UTF-16 surrogates");
     expect((await hook(user({ name: " Ada " }), signUp)).data).toMatchObject({ name: "Ada", email: "octo.cat@example.com" });
   });
 
@@ -26,5 +27,7 @@ describe("a new account's name and avatar", () => {
     // Control characters and bidirectional overrides are taken out, as PATCH /me would refuse them.
     expect((await hook(user({ name: "Octo\u202e\nCat" }), github)).data).toMatchObject({ name: "OctoCat" });
     expect((await hook(user({ name: "\u0007\u2066" }), github)).data).toMatchObject({ name: "octo.cat" });
+    // Cut at 100 characters as PATCH /me counts them, never through an emoji (half of one cannot be stored).
+    expect((await hook(user({ name: `a${"\u{1f600}".repeat(120)}` }), github)).data).toMatchObject({ name: `a${"\u{1f600}".repeat(99)}` });
   });
 });

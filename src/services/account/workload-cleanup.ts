@@ -3,6 +3,7 @@ import { workloadCleanups } from "../../../db/schema";
 import { queryRows, ts, type Db } from "../../database/client";
 import type { Logger } from "../../lib/logger";
 import type { OrchestratorDriver } from "../../orchestrator/driver";
+import { excerpt } from "../../lib/text";
 
 export type CleanupDeps = { db: Db; driver: OrchestratorDriver; logger: Logger; now: () => Date };
 
@@ -48,7 +49,7 @@ export async function runWorkloadCleanups(deps: CleanupDeps, opts: { limit?: num
         .where(eq(workloadCleanups.id, row.id));
       report.removed.push(row.sandbox_id);
     } catch (err) {
-      const message = (err instanceof Error ? err.message : String(err)).slice(0, 2000);
+      const message = excerpt(err instanceof Error ? err.message : String(err), 2000);
       const backoff = Math.min(10_000 * 2 ** Math.min(row.attempts, 20), MAX_BACKOFF_MS);
       await deps.db
         .update(workloadCleanups)

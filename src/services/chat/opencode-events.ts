@@ -10,6 +10,8 @@
  * is dropped rather than stored half-understood.
  */
 
+import { excerpt, MAX_JSON_DEPTH, nestsDeeperThan, storableJson, unstorableText } from "../../lib/text";
+
 export type SessionChange = {
   externalId: string;
   title: string | null;
@@ -72,7 +74,9 @@ export function emptyChangeSet(): ChangeSet {
 
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
-const str = (v: unknown, max = 512): string | null => (typeof v === "string" && v.length > 0 && v.length <= max ? v : null);
+// An id or a model name PostgreSQL could not store (NUL, an unpaired surrogate) is as good as absent.
+const str = (v: unknown, max = 512): string | null =>
+  typeof v === "string" && v.length > 0 && v.length <= max && !unstorableText(v) ? v : null;
 const num = (v: unknown): number => (typeof v === "number" && Number.isFinite(v) && v >= 0 ? v : 0);
 // Token counts go into int4 columns; an absurd value from a broken agent is clamped, not a crash.
 const tokens = (v: unknown): number => Math.min(Math.floor(num(v)), 2_000_000_000);
@@ -88,7 +92,7 @@ export function sessionChange(info: unknown, deleted = false): SessionChange | n
   const t = isObj(info.time) ? info.time : {};
   return {
     externalId,
-    title: typeof info.title === "string" ? info.title.slice(0, 1000) : null,
+    title: typeof info.title === "string" ? excerpt(info.title, 1000) : null,
     updatedAt: time(t.updated),
     createdAt: time(t.created),
     deleted,
@@ -100,7 +104,7 @@ function errorText(error: unknown): string | null {
   if (!isObj(error)) return null;
   const data = isObj(error.data) ? error.data : {};
   const message = typeof data.message === "string" ? data.message : typeof error.name === "string" ? error.name : "error";
-  return message.slice(0, 2000);
+  return excerpt(message, 2000);
 }
 
 export function messageChange(info: unknown): MessageChange | null {
@@ -166,6 +170,13 @@ export function partRevision(part: Obj, size: number): number {
 /** Parts larger than this are stored truncated (a tool's output can be megabytes). */
 const MAX_PART_BYTES = 256 * 1024;
 
+/**
+ * What JSON.stringify writes for the characters jsonb refuses: NUL, and a surrogate it could not
+ * pair (a paired one is written as itself). A match may be a false alarm (a backslash in the text
+ * followed by "u0000"): storableJson then changes nothing.
+ */
+const UNSTORABLE_ESCAPE = /\\u(?:0000|d[89a-f])/;
+
 export function partChange(part: unknown): PartChange | null {
   if (!isObj(part)) return null;
   const externalId = str(part.id, 128);
@@ -173,11 +184,18 @@ export function partChange(part: unknown): PartChange | null {
   const sessionExternalId = str(part.sessionID, 128);
   const type = str(part.type, 64);
   if (!externalId || !messageExternalId || !sessionExternalId || !type) return null;
-  let content: Obj = part;
-  let size = JSON.stringify(part).length;
-  if (size > MAX_PART_BYTES) {
-    content = { id: externalId, type, truncated: true, text: typeof part.text === "string" ? part.text.slice(0, MAX_PART_BYTES) : undefined };
+  // The agent's output is stored as the user will want to read it, whatever it holds: a tool's
+  // output with NUL bytes (a binary file) or half an emoji is kept with U+FFFD in their place, and
+  // a part nested deeper than jsonb can take is kept as its text, like one too large.
+  const json = nestsDeeperThan(part, MAX_JSON_DEPTH) ? null : JSON.stringify(part);
+  let content = part;
+  let size = json?.length ?? Infinity;
+  if (json === null || size > MAX_PART_BYTES) {
+    const text = typeof part.text === "string" ? excerpt(part.text, MAX_PART_BYTES) : undefined;
+    content = { id: externalId, type, truncated: true, text };
     size = MAX_PART_BYTES;
+  } else if (UNSTORABLE_ESCAPE.test(json)) {
+    content = storableJson(part) as Obj;
   }
   const t = isObj(part.time) ? part.time : {};
   return { sessionExternalId, messageExternalId, externalId, type, content, revision: partRevision(part, size), at: time(t.start) };

@@ -8,6 +8,7 @@ import { agentFilePath, OPENCODE_CONFIG_DIR } from "../agent-config/render";
 import type { SandboxStatus } from "../sandboxes/state-machine";
 import type { GeneratedLayer } from "./generate";
 import { step, toView, type OnboardingView } from "./session";
+import { excerpt } from "../../lib/text";
 
 /**
  * How onboarding reaches a sandbox: the same path as agent configuration. `load` is the
@@ -68,7 +69,7 @@ export async function applyOnboarding(ctx: ServiceContext, writer: SandboxFileWr
           : {
               status: "failed",
               applied: previous,
-              errorMessage: `Writing the files into the sandbox failed: ${failure.slice(0, 500)}`,
+              errorMessage: `Writing the files into the sandbox failed: ${excerpt(failure, 500)}`,
               updatedAt: ctx.now(),
               version: sql`${onboardingSessions.version} + 1`,
             },

@@ -3,6 +3,7 @@ import { providerCatalogState, providerModels, providers } from "../../../db/sch
 import { queryRows, type Db } from "../../database/client";
 import type { Logger } from "../../lib/logger";
 import { parseCatalog } from "./catalog-format";
+import { excerpt } from "../../lib/text";
 
 /**
  * Background refresh of the built-in catalogue from models.dev. Bounded by a timeout, never on a
@@ -109,7 +110,7 @@ export async function refreshCatalog(deps: {
 }
 
 function describe(err: unknown): string {
-  if (err instanceof Error) return (err.name === "TimeoutError" ? "timed out" : err.message).slice(0, 300);
+  if (err instanceof Error) return excerpt(err.name === "TimeoutError" ? "timed out" : err.message, 300);
   return "unknown error";
 }
 

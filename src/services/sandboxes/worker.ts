@@ -11,6 +11,7 @@ import { recordActivity } from "../activity/record";
 import { healthyAtStart } from "./addon-health";
 import type { SandboxRuntime } from "./runtime";
 import type { SandboxRow } from "./view";
+import { excerpt } from "../../lib/text";
 
 type Operation = typeof sandboxOperations.$inferSelect;
 
@@ -180,7 +181,7 @@ async function fail(rt: SandboxRuntime, op: Operation, row: SandboxRow, error: u
       .set({
         status: "error",
         statusReason: "error",
-        errorMessage: message.slice(0, 2000),
+        errorMessage: excerpt(message, 2000),
         transitionStartedAt: null,
         version: sql`${sandboxes.version} + 1`,
         addonHealth: {},
@@ -188,14 +189,14 @@ async function fail(rt: SandboxRuntime, op: Operation, row: SandboxRow, error: u
       .where(and(eq(sandboxes.id, row.id), inArray(sandboxes.status, ["starting", "stopping"])));
     await tx
       .update(sandboxOperations)
-      .set({ status: "failed", error: message.slice(0, 2000) })
+      .set({ status: "failed", error: excerpt(message, 2000) })
       .where(eq(sandboxOperations.id, op.id));
     await recordActivity(tx, ctx, {
       action: "sandbox.failed",
       entityType: "sandbox",
       entityId: row.id,
       reason: op.kind,
-      metadata: { error: message.slice(0, 500) },
+      metadata: { error: excerpt(message, 500) },
     });
   });
 }
