@@ -4,6 +4,8 @@
  * caller through `Notes` so the report can name the row and column.
  */
 
+import { storableJson } from "../lib/text";
+
 /** Where malformed JSON goes: a jsonb object the operator can find and repair by hand. */
 export const LEGACY_TEXT_KEY = "$legacyText";
 
@@ -25,6 +27,20 @@ export type Notes = {
 
 /** Notes that go nowhere: for a conversion whose findings were already reported (or need not be). */
 export const QUIET_NOTES: Notes = { malformedJson() {}, replaced() {}, interrupted() {} };
+
+const UNSTORABLE_NOTE = "held NUL or half a surrogate pair, which PostgreSQL cannot store: stored with U+FFFD in their place";
+
+/**
+ * `value` (a column's, converted) with what PostgreSQL cannot hold made U+FFFD: NUL in text or
+ * JSON (a tool's output of a binary file, kept by the old chat sync), and an unpaired surrogate
+ * escaped in JSON text. Noted per row and column when anything changed. Called only for a value
+ * the sinks found suspect, so the common row pays one test of its text.
+ */
+export function storableValue(column: string, value: unknown, notes: Pick<Notes, "replaced">): unknown {
+  const fixed = storableJson(value);
+  if (JSON.stringify(fixed) !== JSON.stringify(value)) notes.replaced(column, UNSTORABLE_NOTE);
+  return fixed;
+}
 
 const SQLITE_DATETIME = /^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)$/;
 const HAS_ZONE = /(Z|[+-]\d{2}:?\d{2})$/i;

@@ -8,6 +8,9 @@
  * that fails mid-stream leaves postgres.js waiting for a completion that never comes).
  */
 
+import { UNSTORABLE_JSON_ESCAPE } from "../lib/text";
+import { storableValue, type Notes } from "./convert";
+
 export type StageColumn = { name: string; type: string };
 
 /** "id text, created_at timestamptz, …" (a spec's recordset) as name/type pairs. */
@@ -17,13 +20,6 @@ export function parseColumns(recordset: string): StageColumn[] {
     if (!name || type.length === 0) throw new Error(`bad column definition "${part.trim()}"`);
     return { name, type: type.join(" ") };
   });
-}
-
-/** A value PostgreSQL text cannot hold (NUL): the caller names the row and column. */
-export class UnstorableValue extends Error {
-  constructor(readonly column: string) {
-    super(`column ${column} holds a NUL character, which PostgreSQL text cannot store`);
-  }
 }
 
 const NEEDS_ESCAPE = /[\\\t\n\r]/;
@@ -37,24 +33,25 @@ function escapeText(s: string): string {
 /**
  * One COPY line (with its newline): `ord`, then the row's values in column order. Objects and
  * arrays are JSON (for json/jsonb columns, as json_to_recordset would read them); booleans are
- * t/f; a missing key is NULL, as with json_to_recordset.
+ * t/f; a missing key is NULL, as with json_to_recordset. Text PostgreSQL cannot hold is made
+ * storable and noted (storableValue).
  *
  * Built with join, not +=: concatenation makes a rope (a string node per piece) that stays so
  * until read, and a chunk of 20,000 lines held that way was ~3 million strings and ~300 MB of
  * the import's peak RSS (bench/README.md); join makes one flat string per line.
  */
-export function copyLine(ord: number, row: Record<string, unknown>, columns: StageColumn[]): string {
+export function copyLine(ord: number, row: Record<string, unknown>, columns: StageColumn[], notes: Pick<Notes, "replaced">): string {
   const parts: string[] = [String(ord)];
   for (const { name } of columns) {
     const v = row[name];
     if (v === null || v === undefined) parts.push("\\N");
-    else if (typeof v === "string") {
-      if (v.includes("\0")) throw new UnstorableValue(name);
-      parts.push(escapeText(v));
-    } else if (typeof v === "number" || typeof v === "bigint") parts.push(String(v));
+    else if (typeof v === "string") parts.push(escapeText(v.includes("\0") ? (storableValue(name, v, notes) as string) : v));
+    else if (typeof v === "number" || typeof v === "bigint") parts.push(String(v));
     else if (typeof v === "boolean") parts.push(v ? "t" : "f");
-    // JSON.stringify escapes NUL as \u0000, which jsonb refuses in the INSERT: named there.
-    else parts.push(escapeText(JSON.stringify(v)));
+    else {
+      const json = JSON.stringify(v);
+      parts.push(escapeText(UNSTORABLE_JSON_ESCAPE.test(json) ? JSON.stringify(storableValue(name, v, notes)) : json));
+    }
   }
   parts[parts.length - 1] += "\n";
   return parts.join("\t");

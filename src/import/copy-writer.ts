@@ -1,6 +1,7 @@
 import type { Sql } from "postgres";
 import type { Executor } from "../database/client";
-import { copyLine, parseColumns, UnstorableValue, type StageColumn } from "./copy-format";
+import type { Notes } from "./convert";
+import { copyLine, parseColumns, type StageColumn } from "./copy-format";
 import type { TableReport } from "./report";
 import { afterStatements, bisectFailure, classification, countLeftOut, databaseMessage, ImportFailure, type BatchSink, type Converted, type TableSpec } from "./writer";
 
@@ -94,14 +95,8 @@ export class CopySink implements BatchSink {
     this.after = afterStatements(spec).map((statement) => statement.replace("SRC", this.source));
   }
 
-  push(row: Converted, id: string): void {
-    let line: string;
-    try {
-      line = copyLine(this.lines.length, row, this.columns);
-    } catch (err) {
-      if (err instanceof UnstorableValue) throw new ImportFailure(this.spec.table, id, err.message);
-      throw err;
-    }
+  push(row: Converted, id: string, notes: Notes): void {
+    const line = copyLine(this.lines.length, row, this.columns, notes);
     this.lines.push(line);
     this.ids.push(id);
     this.rows++;

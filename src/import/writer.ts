@@ -1,6 +1,7 @@
 import { sql, type SQL } from "drizzle-orm";
 import { queryRows, type Executor } from "../database/client";
-import { LEGACY_TEXT_KEY, type Notes } from "./convert";
+import { UNSTORABLE_JSON_ESCAPE } from "../lib/text";
+import { LEGACY_TEXT_KEY, storableValue, type Notes } from "./convert";
 import { ORIGINAL_TEXT_CAP, ROW_LIST_CAP, skip, type SkipReason, type TableReport } from "./report";
 import type { LegacyRow, LegacySource } from "./source";
 import { CopySink, postgresClientOf } from "./copy-writer";
@@ -182,7 +183,8 @@ export interface BatchSink {
   /** Rows and (approximate) bytes waiting for the next flush. */
   readonly rows: number;
   readonly bytes: number;
-  push(row: Converted, id: string): void;
+  /** `notes` takes what had to change for PostgreSQL to hold the row (NUL: see storableValue). */
+  push(row: Converted, id: string, notes: Notes): void;
   /** Hands the waiting rows to the database; may return before they are written. */
   flush(): Promise<void>;
   /** Flushes and waits until every row is written and classified. */
@@ -233,9 +235,10 @@ async function feed(source: LegacySource, spec: TableSpec, report: TableReport, 
   let sinceYield = 0;
   for (const row of source.rows(spec.table)) {
     const id = idOf(row);
+    const notes = notesFor(report, id);
     let out: ConvertResult;
     try {
-      const converted = spec.convert(row, notesFor(report, id), opts.env);
+      const converted = spec.convert(row, notes, opts.env);
       out = converted instanceof Promise ? await converted : converted;
     } catch (err) {
       throw new ImportFailure(spec.table, id, (err as Error).message);
@@ -252,7 +255,7 @@ async function feed(source: LegacySource, spec: TableSpec, report: TableReport, 
       }
       seen.add(unique);
     }
-    sink.push(out as Converted, id);
+    sink.push(out as Converted, id, notes);
     if (sink.rows >= opts.batchRows || sink.bytes >= opts.batchBytes) {
       await sink.flush();
       seen.clear();
@@ -282,8 +285,12 @@ class JsonSink implements BatchSink {
     private readonly written: (rows: number) => void,
   ) {}
 
-  push(row: Converted, id: string): void {
-    const text = JSON.stringify(row);
+  push(row: Converted, id: string, notes: Notes): void {
+    let text = JSON.stringify(row);
+    if (UNSTORABLE_JSON_ESCAPE.test(text)) {
+      row = Object.fromEntries(Object.entries(row).map(([column, v]) => [column, storableValue(column, v, notes)])) as Converted;
+      text = JSON.stringify(row);
+    }
     this.parts.push(text);
     this.keys.push(String(row[this.spec.keyField]));
     this.ids.push(id);

@@ -100,6 +100,13 @@ export function unstorableJson(value: unknown, path: PropertyKey[] = []): Unstor
   return undefined;
 }
 
+/**
+ * What JSON.stringify writes for the characters jsonb refuses: NUL, and a surrogate it could not
+ * pair (a paired one is written as itself). A match may be a false alarm (a backslash in the text
+ * followed by "u0000"): storableJson then changes nothing.
+ */
+export const UNSTORABLE_JSON_ESCAPE = /\\u(?:0000|d[89a-f])/;
+
 /** Whether `value` holds objects or arrays nested more than `max` levels (it looks no deeper). */
 export function nestsDeeperThan(value: unknown, max: number): boolean {
   if (value === null || typeof value !== "object") return false;

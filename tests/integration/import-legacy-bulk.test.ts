@@ -252,15 +252,24 @@ describe("legacy import, bulk path", () => {
     expect(await indexes("chat_messages")).toEqual(MESSAGE_INDEXES);
   });
 
-  test("text PostgreSQL cannot hold (NUL) is named by row and column", async () => {
+  test("text PostgreSQL cannot hold (NUL, half an emoji in JSON) is stored with U+FFFD and named by row and column", async () => {
+    // The old chat sync kept tool output as it came: a `cat` of a binary file holds NUL bytes.
+    // One such row used to fail the whole import.
     const db = new Sqlite(file, { strict: true });
+    const content = '[{"type":"tool","output":"ELF\\u0000\\u0001","note":"half \\ud83d","literal":"back\\\\u0000slash"}]';
     db.query("insert into chat_messages (id, session_id, external_message_id, role, content, model_id, status, created_at) values (?,?,?,?,?,?,?,?)").run(
-      "nul-1", "bulk-s1", "nul-e1", "user", "[]", "model\u0000x", "complete", "2024-03-03 03:03:03",
+      "nul-1", "bulk-s1", "nul-e1", "user", content, "model\u0000x", "complete", "2024-03-03 03:03:03",
     );
     db.close();
     const report = await importLegacy(opts());
-    expect(report.ok).toBe(false);
-    expect(report.committed).toBe(false);
-    expect(report.failure).toMatchObject({ table: "chat_messages", row: "nul-1" });
+    expect(report.failure).toBeNull();
+    expect(report.ok).toBe(true);
+    const messages = report.tables.find((x) => x.table === "chat_messages")!;
+    expect(messages.replaced.filter((r) => r.id === "nul-1").map((r) => r.column).sort()).toEqual(["content", "model_id"]);
+    const [row] = await queryRows<{ content: unknown; model_id: string }>(t.database.db, sql`select content, model_id from chat_messages where external_message_id = 'nul-e1'`);
+    expect(row).toEqual({
+      content: [{ type: "tool", output: "ELF\ufffd\u0001", note: "half \ufffd", literal: "back\\u0000slash" }],
+      model_id: "model\ufffdx",
+    });
   });
 });

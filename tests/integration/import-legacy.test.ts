@@ -431,9 +431,11 @@ describe("legacy import", () => {
   });
 
   test("a row PostgreSQL refuses mid-way rolls everything back and is named", async () => {
+    // The converter makes every value the legacy schema allows storable, so a row PostgreSQL
+    // refuses is provoked here with a CHECK constraint of the test's own on Warren's table.
+    await t.database.db.execute(sql`alter table activity_log add constraint refuse_in_test check (action <> 'refused.by.postgres') not valid`);
     const db = new Sqlite(file, { strict: true });
-    // A NUL character cannot be stored in PostgreSQL text: a genuine mid-import failure.
-    db.query("insert into activity_log (user_id, action, metadata, created_at) values (?,?,?,?)").run(ALICE.id, "bad\u0000action", "{}", "2024-01-01 00:00:00");
+    db.query("insert into activity_log (user_id, action, metadata, created_at) values (?,?,?,?)").run(ALICE.id, "refused.by.postgres", "{}", "2024-01-01 00:00:00");
     const id = db.query<{ id: number }, []>("select max(id) as id from activity_log").get()!.id;
     db.query("insert into chat_messages (id, session_id, external_message_id, role, content, status, created_at) values (?,?,?,?,?,?,?)").run(
       "m-newer", "0123456789abcdef0123456789abcdef", "ext-newer", "user", "[]", "complete", "2024-05-05 05:05:06",
@@ -444,7 +446,9 @@ describe("legacy import", () => {
     expect(report.ok).toBe(false);
     expect(report.committed).toBe(false);
     expect(report.failure).toMatchObject({ table: "activity_log", row: String(id) });
+    expect(report.failure!.message).toContain("refuse_in_test");
     // chat_messages (imported before activity_log in the same run) was rolled back too.
     expect(await count("chat_messages")).toBe(messagesBefore);
+    await t.database.db.execute(sql`alter table activity_log drop constraint refuse_in_test`);
   });
 });

@@ -10,7 +10,7 @@
  * is dropped rather than stored half-understood.
  */
 
-import { excerpt, MAX_JSON_DEPTH, nestsDeeperThan, storableJson, unstorableText } from "../../lib/text";
+import { excerpt, MAX_JSON_DEPTH, nestsDeeperThan, storableJson, UNSTORABLE_JSON_ESCAPE, unstorableText } from "../../lib/text";
 
 export type SessionChange = {
   externalId: string;
@@ -170,13 +170,6 @@ export function partRevision(part: Obj, size: number): number {
 /** Parts larger than this are stored truncated (a tool's output can be megabytes). */
 const MAX_PART_BYTES = 256 * 1024;
 
-/**
- * What JSON.stringify writes for the characters jsonb refuses: NUL, and a surrogate it could not
- * pair (a paired one is written as itself). A match may be a false alarm (a backslash in the text
- * followed by "u0000"): storableJson then changes nothing.
- */
-const UNSTORABLE_ESCAPE = /\\u(?:0000|d[89a-f])/;
-
 export function partChange(part: unknown): PartChange | null {
   if (!isObj(part)) return null;
   const externalId = str(part.id, 128);
@@ -194,7 +187,7 @@ export function partChange(part: unknown): PartChange | null {
     const text = typeof part.text === "string" ? excerpt(part.text, MAX_PART_BYTES) : undefined;
     content = { id: externalId, type, truncated: true, text };
     size = MAX_PART_BYTES;
-  } else if (UNSTORABLE_ESCAPE.test(json)) {
+  } else if (UNSTORABLE_JSON_ESCAPE.test(json)) {
     content = storableJson(part) as Obj;
   }
   const t = isObj(part.time) ? part.time : {};
