@@ -38,6 +38,13 @@ const users: GithubUser[] = [
     emails: [{ email: "pat@password.example", primary: true, verified: true, visibility: "public" }],
   },
   {
+    id: 31337,
+    login: "linker",
+    name: "Lin Ker",
+    email: "lin@linker.example",
+    emails: [{ email: "lin@linker.example", primary: true, verified: true, visibility: "public" }],
+  },
+  {
     id: 7,
     login: "token-check",
     name: "Token Check",
@@ -134,7 +141,7 @@ async function signInWithGithub(login: string, via: Via = { base: server.url, pu
 async function accountsOf(cookie: string) {
   const res = await fetch(`${server.url}/api/auth/list-accounts`, { headers: { cookie, origin: server.url } });
   expect(res.status).toBe(200);
-  return (await res.json()) as Array<{ providerId: string; accountId: string; userId: string }>;
+  return (await res.json()) as Array<{ id: string; providerId: string; accountId: string; userId: string }>;
 }
 
 describe("GitHub OAuth web flow against a GitHub stand-in", () => {
@@ -181,6 +188,51 @@ describe("GitHub OAuth web flow against a GitHub stand-in", () => {
     const { callback } = await githubCallback("has-password", { base: server.url, publicUrl: server.url, standIn: github });
     expect(callback.headers.get("location")).toBe(`${APP_ORIGIN}/sign-in-failed?error=account_not_linked`);
     expect(callback.headers.getSetCookie().some((c) => /session_token=[^;]/.test(c))).toBe(false);
+  }, 30_000);
+
+  test("linking GitHub from a signed-in password account, and unlinking it, are in the activity log", async () => {
+    const signUp = await fetch(`${server.url}/api/auth/sign-up/email`, {
+      method: "POST",
+      headers: { "content-type": "application/json", origin: APP_ORIGIN },
+      body: JSON.stringify({ email: "lin@linker.example", password: "a long enough password", name: "Lin" }),
+    });
+    expect(signUp.status).toBe(200);
+    const session = cookiesOf(signUp);
+    const link = await fetch(`${server.url}/api/auth/link-social`, {
+      method: "POST",
+      headers: { "content-type": "application/json", origin: APP_ORIGIN, cookie: session },
+      body: JSON.stringify({ provider: "github", callbackURL: `${APP_ORIGIN}/settings` }),
+    });
+    expect(link.status).toBe(200);
+    const back = await github.authorize(((await link.json()) as { url: string }).url, "linker");
+    const callback = await fetch(`${server.url}${back.pathname}${back.search}`, { redirect: "manual", headers: { cookie: `${session}; ${cookiesOf(link)}` } });
+    expect(callback.headers.get("location")).toBe(`${APP_ORIGIN}/settings`);
+    const accounts = await accountsOf(session);
+    expect(accounts.map((a) => a.providerId).sort()).toEqual(["credential", "github"]);
+    const linked = accounts.find((a) => a.providerId === "github")!;
+    expect(linked.accountId).toBe("31337");
+
+    const unlink = await fetch(`${server.url}/api/auth/unlink-account`, {
+      method: "POST",
+      headers: { "content-type": "application/json", origin: APP_ORIGIN, cookie: session },
+      body: JSON.stringify({ accountId: linked.id }),
+    });
+    expect(unlink.status).toBe(200);
+    expect((await accountsOf(session)).map((a) => a.providerId)).toEqual(["credential"]);
+
+    const activity = await fetch(`${server.url}/api/v1/me/activity`, { headers: { cookie: session } });
+    const entries = ((await activity.json()) as { data: Array<{ action: string; metadata: unknown }> }).data;
+    // Newest first; the sign-up's own credential account is part of auth.sign_up, not a link.
+    expect(entries.map((e) => e.action)).toEqual(["auth.account_unlink", "auth.account_link", "auth.sign_up"]);
+    expect(entries.slice(0, 2).map((e) => e.metadata)).toEqual([{ provider: "github" }, { provider: "github" }]);
+  }, 30_000);
+
+  test("a GitHub sign-up is one auth.sign_up entry, with no link", async () => {
+    const { cookie } = await signInWithGithub("quiet-dev");
+    const activity = await fetch(`${server.url}/api/v1/me/activity`, { headers: { cookie } });
+    const actions = ((await activity.json()) as { data: Array<{ action: string }> }).data.map((e) => e.action);
+    expect(actions).toContain("auth.sign_up");
+    expect(actions).not.toContain("auth.account_link");
   }, 30_000);
 
   test("a callbackURL on an origin that is not trusted is refused before GitHub is involved", async () => {

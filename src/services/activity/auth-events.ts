@@ -3,8 +3,8 @@ import type { Logger } from "../../lib/logger";
 import { recordActivity, type ActivityAction } from "./record";
 
 /**
- * auth.sign_up / auth.sign_in / auth.sign_out / auth.password_change from Better Auth's database
- * hooks.
+ * auth.sign_up / auth.sign_in / auth.sign_out / auth.password_change / auth.account_link /
+ * auth.account_unlink from Better Auth's database hooks.
  *
  * Better Auth runs its "after" hooks once its own writes have committed (runWithTransaction
  * queues them), so an entry is only ever written for a sign-up, sign-in or sign-out that really
@@ -84,6 +84,21 @@ export function authActivityHooks(deps: AuthActivityDeps) {
       },
     },
     account: {
+      // A sign-in method added to an existing user (GitHub linked from the settings, or by a
+      // sign-in with GitHub whose verified email is the user's) or taken away. The account a
+      // sign-up creates with its user is part of auth.sign_up.
+      create: {
+        after: async (account: { id: string; userId: string; providerId: string }, context: HookContext) => {
+          if (context && signUps.has(context)) return;
+          await record(account.userId, context, "auth.account_link", { type: "account", id: account.id }, { provider: account.providerId });
+        },
+      },
+      delete: {
+        after: async (account: { id: string; userId: string; providerId: string } | null, context: HookContext) => {
+          if (!account || context?.path !== "/unlink-account") return;
+          await record(account.userId, context, "auth.account_unlink", { type: "account", id: account.id }, { provider: account.providerId });
+        },
+      },
       update: {
         // A password change rewrites the credential account (updateMany: the hook gets a count,
         // and the caller's session from the endpoint). Nothing about the password is recorded.

@@ -13,6 +13,8 @@ export const ACTIVITY_ACTIONS = [
   "auth.sign_in",
   "auth.sign_out",
   "auth.password_change",
+  "auth.account_link",
+  "auth.account_unlink",
   "account.update",
   "account.export",
   "account.delete",
