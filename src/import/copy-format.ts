@@ -8,7 +8,7 @@
  * that fails mid-stream leaves postgres.js waiting for a completion that never comes).
  */
 
-import { UNSTORABLE_JSON_ESCAPE } from "../lib/text";
+import { mayHoldUnstorableEscape } from "../lib/text";
 import { storableValue, type Notes } from "./convert";
 
 export type StageColumn = { name: string; type: string };
@@ -50,7 +50,7 @@ export function copyLine(ord: number, row: Record<string, unknown>, columns: Sta
     else if (typeof v === "boolean") parts.push(v ? "t" : "f");
     else {
       const json = JSON.stringify(v);
-      parts.push(escapeText(UNSTORABLE_JSON_ESCAPE.test(json) ? JSON.stringify(storableValue(name, v, notes)) : json));
+      parts.push(escapeText(mayHoldUnstorableEscape(json) ? JSON.stringify(storableValue(name, v, notes)) : json));
     }
   }
   parts[parts.length - 1] += "\n";

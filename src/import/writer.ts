@@ -1,6 +1,6 @@
 import { sql, type SQL } from "drizzle-orm";
 import { queryRows, type Executor } from "../database/client";
-import { UNSTORABLE_JSON_ESCAPE } from "../lib/text";
+import { mayHoldUnstorableEscape } from "../lib/text";
 import { LEGACY_TEXT_KEY, storableValue, type Notes } from "./convert";
 import { ORIGINAL_TEXT_CAP, ROW_LIST_CAP, skip, type SkipReason, type TableReport } from "./report";
 import type { LegacyRow, LegacySource } from "./source";
@@ -287,7 +287,7 @@ class JsonSink implements BatchSink {
 
   push(row: Converted, id: string, notes: Notes): void {
     let text = JSON.stringify(row);
-    if (UNSTORABLE_JSON_ESCAPE.test(text)) {
+    if (mayHoldUnstorableEscape(text)) {
       row = Object.fromEntries(Object.entries(row).map(([column, v]) => [column, storableValue(column, v, notes)])) as Converted;
       text = JSON.stringify(row);
     }

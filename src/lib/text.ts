@@ -100,12 +100,16 @@ export function unstorableJson(value: unknown, path: PropertyKey[] = []): Unstor
   return undefined;
 }
 
+const UNSTORABLE_JSON_ESCAPE = /\\u(?:0000|d[89a-f])/;
+
 /**
- * What JSON.stringify writes for the characters jsonb refuses: NUL, and a surrogate it could not
- * pair (a paired one is written as itself). A match may be a false alarm (a backslash in the text
- * followed by "u0000"): storableJson then changes nothing.
+ * Whether JSON.stringify's output may hold what jsonb refuses: the escape it writes for NUL, or
+ * for a surrogate it could not pair (a paired one is written as itself). A yes may be a false
+ * alarm (a backslash in the text followed by "u0000"): storableJson then changes nothing. Most
+ * JSON has no \u escape at all, and includes() rules that out several times faster than the
+ * regular expression (bulk import, chat sync).
  */
-export const UNSTORABLE_JSON_ESCAPE = /\\u(?:0000|d[89a-f])/;
+export const mayHoldUnstorableEscape = (json: string) => json.includes("\\u") && UNSTORABLE_JSON_ESCAPE.test(json);
 
 /** Whether `value` holds objects or arrays nested more than `max` levels (it looks no deeper). */
 export function nestsDeeperThan(value: unknown, max: number): boolean {

@@ -10,7 +10,7 @@
  * is dropped rather than stored half-understood.
  */
 
-import { excerpt, MAX_JSON_DEPTH, nestsDeeperThan, storableJson, UNSTORABLE_JSON_ESCAPE, unstorableText } from "../../lib/text";
+import { excerpt, MAX_JSON_DEPTH, nestsDeeperThan, storableJson, mayHoldUnstorableEscape, unstorableText } from "../../lib/text";
 
 export type SessionChange = {
   externalId: string;
@@ -187,7 +187,7 @@ export function partChange(part: unknown): PartChange | null {
     const text = typeof part.text === "string" ? excerpt(part.text, MAX_PART_BYTES) : undefined;
     content = { id: externalId, type, truncated: true, text };
     size = MAX_PART_BYTES;
-  } else if (UNSTORABLE_JSON_ESCAPE.test(json)) {
+  } else if (mayHoldUnstorableEscape(json)) {
     content = storableJson(part) as Obj;
   }
   const t = isObj(part.time) ? part.time : {};
