@@ -67,7 +67,7 @@ export function mcpRoutes(deps: { db: Db; now: () => Date }) {
     // An agent consulting the knowledge base is activity: it postpones the idle stop.
     await touchSandbox({ db: deps.db, now: deps.now }, caller.sandboxId);
 
-    const server = buildKnowledgeMcpServer(deps.db, caller);
+    const server = buildKnowledgeMcpServer(deps.db, caller, { logger: c.get("logger"), requestId: c.get("requestId") });
     const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
     await server.connect(transport);
     try {

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { eq } from "drizzle-orm";
+import { eq, sql } from "drizzle-orm";
 import { mcpTokens, sandboxes } from "../../db/schema";
 import { hashMcpToken, issueMcpToken } from "../../src/services/knowledge/mcp-tokens";
 import { MCP_SANDBOX_HEADER, MCP_SERVER_NAME } from "../../src/services/knowledge/sandbox-mcp";
@@ -99,6 +99,17 @@ describe("MCP round trip with the SDK client", () => {
 
       const bad = await client.callTool({ name: "search_knowledge", arguments: { query: "" } });
       expect(bad.isError).toBe(true);
+      // Text PostgreSQL cannot hold is an invalid argument, named as such, not a database error.
+      for (const [name, args] of [
+        ["search_knowledge", { query: "fast\u0000api" }],
+        ["search_knowledge", { query: "half \ud83d" }],
+        ["search_knowledge", { query: "fastapi", category: "project\u0000" }],
+        ["get_knowledge_document", { id: "python-fastapi-service\u0000" }],
+      ] as const) {
+        const refused = await client.callTool({ name, arguments: args });
+        expect(refused.isError).toBe(true);
+        expect(textOf(refused)).toContain("must not contain");
+      }
 
       const categories = await client.callTool({ name: "list_knowledge_categories", arguments: {} });
       expect(textOf(categories)).toContain("project-template: 5");
@@ -106,6 +117,21 @@ describe("MCP round trip with the SDK client", () => {
       const context = await client.callTool({ name: "get_project_context", arguments: {} });
       expect((context.structuredContent as { sandbox: string }).sandbox).toBe("My FastAPI service");
     } finally {
+      await client.close();
+    }
+  });
+
+  test("a tool whose query fails tells the agent so, with the request id, and none of the SQL", async () => {
+    const sandboxId = await createSandbox(owner);
+    const client = await connect(await handedTo(owner, sandboxId));
+    // A real failure of the database under the tool: its table is renamed away for the call.
+    await app().database.db.execute(sql`alter table knowledge_documents rename to knowledge_documents_away`);
+    try {
+      const result = await client.callTool({ name: "search_knowledge", arguments: { query: "fastapi" } });
+      expect(result.isError).toBe(true);
+      expect(textOf(result)).toMatch(/^Warren could not answer search_knowledge \(internal error, request req_[0-9a-z]+\); try again later\.$/);
+    } finally {
+      await app().database.db.execute(sql`alter table knowledge_documents_away rename to knowledge_documents`);
       await client.close();
     }
   });
