@@ -350,6 +350,7 @@ async function main() {
       ENCRYPTION_ACTIVE_KEY: "k1",
       AUTH_RATE_LIMIT_MAX: "1000000",
       AUTH_SIGN_IN_RATE_LIMIT_MAX: "1000000",
+      API_RATE_LIMIT_MAX: "1000000",
       LOG_LEVEL: "warn",
       DATABASE_URL: url,
       DATA_DIR: join(workDir(), "data"),

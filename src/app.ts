@@ -18,6 +18,7 @@ import { clientIp } from "./middleware/client-ip";
 import { apiCors } from "./middleware/cors";
 import { authErrorResponse, errorHandler, notFoundHandler, sendError } from "./middleware/errors";
 import { headRequests } from "./middleware/head";
+import { apiRateLimit, RATE_LIMIT_HEADERS } from "./middleware/rate-limit";
 import { requestLog } from "./middleware/request-log";
 import { requireUser } from "./middleware/require-user";
 import { REQUEST_ID_HEADER } from "./services/activity/auth-events";
@@ -74,7 +75,7 @@ export type AppDeps = {
 
 /** Headers browsers may send cross-origin, and response headers they may read. */
 const CORS_ALLOW_HEADERS = ["Content-Type", "Authorization", "Idempotency-Key", "If-Match", "If-None-Match", "Last-Event-ID", "X-Request-Id"];
-const CORS_EXPOSE_HEADERS = ["X-Request-Id", "ETag", "Retry-After", "Location", "set-auth-token"];
+const CORS_EXPOSE_HEADERS = ["X-Request-Id", "ETag", "Retry-After", "Location", "set-auth-token", ...RATE_LIMIT_HEADERS];
 
 /**
  * Builds the whole HTTP application. No listening and no globals: production (src/index.ts) and
@@ -204,10 +205,11 @@ export function createApp(deps: AppDeps) {
   // mounted ahead of requireUser, which its handlers never reach.
   app.route("/api/v1", mcpRoutes({ db: database.db, now }));
   app.use("/api/v1/*", requireUser(sessions, database.db, now));
+  const PROXIED = /^\/api\/v1\/sandboxes\/[^/]+\/(agent|addons)(\/|$)/;
+  app.use("/api/v1/*", apiRateLimit(config.apiRateLimit, (path) => PROXIED.test(path)));
   // A request that may write answers only once its changes have reached this instance's page
   // cache (the triggers' notifications, one round trip), so the client's next read sees the write
   // and pages of other kinds stay cached. The proxies write nothing a page shows at once.
-  const PROXIED = /^\/api\/v1\/sandboxes\/[^/]+\/(agent|addons)(\/|$)/;
   app.use("/api/v1/*", async (c, next) => {
     await next();
     if (c.req.method !== "GET" && c.req.method !== "HEAD" && !PROXIED.test(c.req.path)) await pages.settle();

@@ -164,6 +164,9 @@ const envSchema = z
     AUTH_RATE_LIMIT_MAX: intInRange(1, 1_000_000, 100),
     AUTH_RATE_LIMIT_WINDOW_SECONDS: intInRange(1, 86_400, 60),
     AUTH_SIGN_IN_RATE_LIMIT_MAX: intInRange(1, 1_000_000, 10),
+    // Requests a signed-in user may make to /api/v1 per window, per instance (0: no limit).
+    API_RATE_LIMIT_MAX: intInRange(0, 1_000_000, 1_200),
+    API_RATE_LIMIT_WINDOW_SECONDS: intInRange(1, 86_400, 60),
     // Vault keyring: "k1:base64,k2:base64" (32 random bytes each) and the id new values use.
     ENCRYPTION_KEYS: z.preprocess(emptyToUndefined, z.string().optional()),
     ENCRYPTION_ACTIVE_KEY: optionalString,
@@ -275,6 +278,8 @@ export type Config = {
   pageCache: { ttlMs: number; maxBytes: number };
   /** Per client address and window; sign-in/up and password changes have their own, lower max. */
   authRateLimit: { max: number; signInMax: number; windowSeconds: number };
+  /** /api/v1 requests per signed-in user and window, counted per instance (src/middleware/rate-limit.ts). */
+  apiRateLimit: { max: number; windowSeconds: number };
   /** The vault keyring; in development a generated key kept in DATA_DIR (0600). */
   keyring: Keyring;
   legacyEncryptionKey: string | undefined;
@@ -366,6 +371,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       signInMax: env.AUTH_SIGN_IN_RATE_LIMIT_MAX,
       windowSeconds: env.AUTH_RATE_LIMIT_WINDOW_SECONDS,
     },
+    apiRateLimit: { max: env.API_RATE_LIMIT_MAX, windowSeconds: env.API_RATE_LIMIT_WINDOW_SECONDS },
     keyring: loadKeyring(env, dataDir),
     legacyEncryptionKey: env.LEGACY_ENCRYPTION_KEY,
     providerCatalog: {

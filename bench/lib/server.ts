@@ -30,6 +30,7 @@ export function warrenEnv(databaseUrl: string, port: number): Record<string, str
     ENCRYPTION_ACTIVE_KEY: "k1",
     AUTH_RATE_LIMIT_MAX: "1000000",
     AUTH_SIGN_IN_RATE_LIMIT_MAX: "1000000",
+    API_RATE_LIMIT_MAX: "1000000",
     LOG_LEVEL: "warn",
     DATABASE_URL: databaseUrl,
     // No network fetch of the model catalog in the middle of a measurement.

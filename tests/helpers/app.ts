@@ -21,6 +21,7 @@ export function testConfig(env: Record<string, string | undefined> = {}): Config
     // Tests sign in far more often than a person does; rate limiting has its own test.
     AUTH_RATE_LIMIT_MAX: "100000",
     AUTH_SIGN_IN_RATE_LIMIT_MAX: "100000",
+    API_RATE_LIMIT_MAX: "100000",
     SANDBOX_UID_BASE: String(testUidBase()),
     ...env,
   });

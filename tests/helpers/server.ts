@@ -84,6 +84,7 @@ async function startServerOn(port: number, options: { storage: ServerStorage; en
     LOG_LEVEL: "info",
     AUTH_RATE_LIMIT_MAX: "100000",
     AUTH_SIGN_IN_RATE_LIMIT_MAX: "100000",
+    API_RATE_LIMIT_MAX: "100000",
     SANDBOX_UID_BASE: String(testUidBase()),
     ...options.storage.env,
     ...options.env,
