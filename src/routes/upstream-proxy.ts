@@ -46,6 +46,11 @@ export async function forwardHttp(c: Context, target: URL, extraHeaders: Record<
   });
   const out = new Headers(upstream.headers);
   for (const h of DROP_RESPONSE) out.delete(h);
+  // A body is re-framed on its way out, so its upstream length goes; a HEAD answer has no body to
+  // count (src/middleware/head.ts), and keeps the length the upstream's GET would have, unless
+  // fetch decoded the upstream's encoding (the length was of the encoded bytes).
+  const length = upstream.headers.get("content-length");
+  if (method === "HEAD" && length !== null && !upstream.headers.has("content-encoding")) out.set("content-length", length);
   return new Response(upstream.body, { status: upstream.status, statusText: upstream.statusText, headers: out });
 }
 

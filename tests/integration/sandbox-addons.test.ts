@@ -202,6 +202,10 @@ describe("add-on services", () => {
     expect(echo.headers.get("x-echo")).toBe("yes");
     expect(await echo.json()).toEqual({ hello: "world" });
     expect(await json(await app().request(`${endpoint}some/page?x=1`, { token: owner.token }))).toEqual({ path: "/some/page", search: "?x=1" });
+    // HEAD: the service's answer, saying the length its GET has (it said 0 before).
+    const head = await app().request(`${endpoint}some/page?x=1`, { method: "HEAD", token: owner.token });
+    expect(head.status).toBe(200);
+    expect(head.headers.get("content-length")).toBe(String(JSON.stringify({ path: "/some/page", search: "?x=1" }).length));
     // Without the trailing slash: redirected, so the service's relative links resolve.
     const bare = await app().request(endpoint.slice(0, -1), { token: owner.token });
     expect(bare.status).toBe(308);
