@@ -5,7 +5,7 @@ import { onboardingSessions, sandboxes } from "../../../db/schema";
 import type { Db } from "../../database/client";
 import { AppError } from "../../errors";
 import type { Logger } from "../../lib/logger";
-import { unstorableText } from "../../lib/text";
+import { storableString } from "../../lib/text";
 import type { McpCaller } from "./mcp-tokens";
 import { getKnowledge, knowledgeCategories, searchKnowledge } from "./queries";
 
@@ -13,18 +13,10 @@ import { getKnowledge, knowledgeCategories, searchKnowledge } from "./queries";
 const SERVER_VERSION = "1.0.0";
 
 /**
- * A tool's text argument, as the REST routes take them: NUL or half an emoji reaching PostgreSQL
- * failed the call with the database's own error text.
+ * A tool's text argument, storable as the REST routes' are: NUL or half an emoji reaching
+ * PostgreSQL failed the call with the database's own error text.
  */
-const argument = (max: number) =>
-  z
-    .string()
-    .trim()
-    .max(max)
-    .superRefine((s, ctx) => {
-      const message = unstorableText(s);
-      if (message) ctx.addIssue({ code: "custom", message });
-    });
+const argument = (max: number) => storableString().trim().max(max);
 
 const text = (value: string) => ({ content: [{ type: "text" as const, text: value }] });
 const failed = (value: string) => ({ ...text(value), isError: true });
