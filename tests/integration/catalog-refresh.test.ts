@@ -14,6 +14,9 @@ modified.anthropic.models["claude-3-haiku-20240307"].cost.input = 0.5;
 modified.anthropic.models["claude-next"] = { id: "claude-next", name: "Claude Next", tool_call: true, limit: { context: 500000, output: 100000 }, cost: { input: 2, output: 9 } };
 modified["new-provider"] = { id: "new-provider", name: "New Provider", env: ["NEW_PROVIDER_API_KEY"], npm: "@ai-sdk/openai-compatible", api: "https://api.new.example/v1", models: { m1: { id: "m1", name: "M1" } } };
 delete modified.groq; // gone upstream: kept here, users may rely on it
+// Text PostgreSQL cannot hold: that model and that provider are skipped, not the whole refresh.
+modified.anthropic.models["bad-nul"] = { id: "bad-nul", name: "Bad\u0000Name" };
+modified["bad-provider"] = { id: "bad-provider", name: "Half \ud83d", models: {} };
 
 let mode: "ok" | "broken" | "slow" | "empty" = "ok";
 const requests: Array<string | null> = [];
@@ -73,6 +76,8 @@ describe("catalogue refresh", () => {
     const [copilot] = await app().database.db.select().from(providers).where(eq(providers.id, "github-copilot"));
     expect(copilot!.authTypes).toEqual(["device_flow"]);
     expect((await app().request("/api/v1/providers/new-provider", { token: u.token })).status).toBe(200);
+    expect(await model("anthropic", "bad-nul")).toBeUndefined();
+    expect((await app().request("/api/v1/providers/bad-provider", { token: u.token })).status).toBe(404);
     expect((await app().request("/api/v1/providers/groq/credential", { token: u.token })).status).toBe(200);
     const s = await state();
     expect(s).toMatchObject({ lastError: null, etag: '"v2"', providerCount: 47 });

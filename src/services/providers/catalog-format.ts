@@ -1,33 +1,36 @@
 import { z } from "zod";
+import { storableString } from "../../lib/text";
 
 /**
  * The public models.dev catalogue (https://models.dev/api.json): provider id → provider with its
  * models. Parsed leniently (unknown fields ignored, most fields optional) because it is someone
- * else's format and grows; a provider or model that does not parse is skipped, not fatal.
+ * else's format and grows; a provider or model that does not parse is skipped, not fatal. Its
+ * text must be storable (no NUL, no half emoji): one such value failed the whole refresh's insert.
  */
+const text = storableString;
 const Cost = z.object({ input: z.number().optional(), output: z.number().optional(), cache_read: z.number().optional() });
 const ModelSchema = z.object({
-  id: z.string().min(1).max(200),
-  name: z.string().max(300).optional(),
+  id: text().min(1).max(200),
+  name: text().max(300).optional(),
   attachment: z.boolean().optional(),
   reasoning: z.boolean().optional(),
   tool_call: z.boolean().optional(),
   temperature: z.boolean().optional(),
   open_weights: z.boolean().optional(),
-  knowledge: z.string().optional(),
-  release_date: z.string().optional(),
-  modalities: z.object({ input: z.array(z.string()), output: z.array(z.string()) }).partial().optional(),
+  knowledge: text().optional(),
+  release_date: text().optional(),
+  modalities: z.object({ input: z.array(text()), output: z.array(text()) }).partial().optional(),
   cost: Cost.optional(),
   limit: z.object({ context: z.number().optional(), output: z.number().optional() }).optional(),
 });
 const ProviderSchema = z.object({
-  id: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/),
-  name: z.string().min(1).max(200),
-  env: z.array(z.string()).default([]),
-  npm: z.string().optional(),
-  api: z.string().optional(),
-  doc: z.string().optional(),
-  models: z.record(z.string(), z.unknown()).default({}),
+  id: text().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/),
+  name: text().min(1).max(200),
+  env: z.array(text()).default([]),
+  npm: text().optional(),
+  api: text().optional(),
+  doc: text().optional(),
+  models: z.record(text(), z.unknown()).default({}),
 });
 
 export type CatalogModel = z.infer<typeof ModelSchema>;
