@@ -17,6 +17,9 @@ import { profileOnCreate } from "./profile-rules";
  */
 export const CLIENT_IP_HEADER = "x-warren-client-ip";
 
+/** Password lengths Better Auth accepts, and the operator's reset (src/cli/reset-password.ts). */
+export const PASSWORD_LENGTH = { min: 8, max: 256 };
+
 export type AuthOptions = {
   config: Config;
   db: Db;
@@ -39,8 +42,8 @@ export function createAuth({ config, db, logger }: AuthOptions) {
     trustedOrigins: config.trustedOrigins,
     emailAndPassword: {
       enabled: true,
-      minPasswordLength: 8,
-      maxPasswordLength: 256,
+      minPasswordLength: PASSWORD_LENGTH.min,
+      maxPasswordLength: PASSWORD_LENGTH.max,
       autoSignIn: true,
     },
     socialProviders: config.github

@@ -1,8 +1,11 @@
 import { describe, expect, test } from "bun:test";
-import { eq, sql } from "drizzle-orm";
-import { activityLog, chatMessages, chatSessions, session } from "../../db/schema";
+import { hashPassword } from "better-auth/crypto";
+import { and, eq, sql } from "drizzle-orm";
+import { account, activityLog, chatMessages, chatSessions, session } from "../../db/schema";
 import { queryRows } from "../../src/database/client";
-import { json, signUp, useTestApp, type TestUser } from "../helpers/app";
+import { resetPassword } from "../../src/services/account/reset-password";
+import { silentLogger } from "../helpers/legacy-fixture";
+import { json, signUp, TEST_PUBLIC_URL, useTestApp, type TestUser } from "../helpers/app";
 import { expectError } from "../helpers/expect";
 import { securitySuite } from "../helpers/security";
 
@@ -240,5 +243,34 @@ describe("DELETE /api/v1/me/account", () => {
     expect(mine.every((r) => !r.anonymized && r.action !== "account.delete")).toBe(true);
     const cleanups = await queryRows<{ n: number }>(db, sql`select count(*)::int as n from workload_cleanups where sandbox_id = ${sbx}`);
     expect(cleanups[0]!.n).toBe(0);
+  });
+});
+
+describe("an operator's password reset (bun run user:reset-password)", () => {
+  test("a user who signs in with GitHub only gets a password, and signs in with it", async () => {
+    const u = await signUp(app());
+    // As a GitHub-only user is: no credential account.
+    await app().database.db.delete(account).where(and(eq(account.userId, u.id), eq(account.providerId, "credential")));
+    const result = await resetPassword(
+      { db: app().database.db, logger: silentLogger, now: () => new Date() },
+      { email: u.email.toUpperCase(), passwordHash: await hashPassword("given by the operator") },
+    );
+    expect(result).toEqual({ userId: u.id, email: u.email, passwordAdded: true, sessionsSignedOut: 1 });
+    await app().pages.settle();
+    await expectError(await app().request("/api/v1/me", { token: u.token }), 401, "UNAUTHENTICATED");
+    const signIn = await app().request("/api/auth/sign-in/email", {
+      method: "POST",
+      json: { email: u.email, password: "given by the operator" },
+      headers: { origin: TEST_PUBLIC_URL },
+    });
+    expect(signIn.status).toBe(200);
+    const [entry] = await app().database.db.select().from(activityLog).where(and(eq(activityLog.userId, u.id), eq(activityLog.action, "auth.password_reset")));
+    expect(entry).toMatchObject({ actorType: "system", metadata: { via: "cli", change: "added", sessionsSignedOut: 1 } });
+  });
+
+  test("an email no user has is NOT_FOUND, and nothing changes", async () => {
+    await expect(
+      resetPassword({ db: app().database.db, logger: silentLogger, now: () => new Date() }, { email: "nobody@example.com", passwordHash: "x" }),
+    ).rejects.toMatchObject({ code: "NOT_FOUND" });
   });
 });

@@ -15,6 +15,8 @@ export const ACTIVITY_ACTIONS = [
   "auth.password_change",
   "auth.account_link",
   "auth.account_unlink",
+  // An operator set the password (bun run user:reset-password): every session signed out.
+  "auth.password_reset",
   "account.update",
   "account.export",
   "account.delete",
