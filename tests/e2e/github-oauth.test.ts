@@ -225,6 +225,17 @@ describe("GitHub OAuth web flow against a GitHub stand-in", () => {
     // Newest first; the sign-up's own credential account is part of auth.sign_up, not a link.
     expect(entries.map((e) => e.action)).toEqual(["auth.account_unlink", "auth.account_link", "auth.sign_up"]);
     expect(entries.slice(0, 2).map((e) => e.metadata)).toEqual([{ provider: "github" }, { provider: "github" }]);
+
+    // A GitHub account with another email is not linked (Better Auth's default), and says why.
+    const other = await fetch(`${server.url}/api/auth/link-social`, {
+      method: "POST",
+      headers: { "content-type": "application/json", origin: APP_ORIGIN, cookie: session },
+      body: JSON.stringify({ provider: "github", callbackURL: `${APP_ORIGIN}/settings`, errorCallbackURL: `${APP_ORIGIN}/settings/failed` }),
+    });
+    const otherBack = await github.authorize(((await other.json()) as { url: string }).url, "octocat");
+    const refused = await fetch(`${server.url}${otherBack.pathname}${otherBack.search}`, { redirect: "manual", headers: { cookie: `${session}; ${cookiesOf(other)}` } });
+    expect(refused.headers.get("location")).toBe(`${APP_ORIGIN}/settings/failed?error=email_does_not_match`);
+    expect((await accountsOf(session)).map((a) => a.providerId)).toEqual(["credential"]);
   }, 30_000);
 
   test("a GitHub sign-up is one auth.sign_up entry, with no link", async () => {
