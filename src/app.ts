@@ -231,7 +231,7 @@ export function createApp(deps: AppDeps) {
     .route("/api/v1", meRoutes())
     .route("/api/v1", activityRoutes())
     .route("/api/v1", accountRoutes({ freshSessionMs: config.accountDeleteFreshSessionMs, removeWorkloads }))
-    .route("/api/v1", preferencesRoutes({ events, heartbeatMs: config.eventsHeartbeatMs }))
+    .route("/api/v1", preferencesRoutes({ events, heartbeatMs: config.eventsHeartbeatMs, maxStreamsPerUser: config.eventsMaxStreamsPerUser }))
     .route("/api/v1", agentConfigRoutes({ sandboxConfig }))
     .route("/api/v1", providerRoutes())
     .route("/api/v1", credentialRoutes())

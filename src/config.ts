@@ -153,6 +153,8 @@ const envSchema = z
     CHAT_SYNC_STREAM_IDLE_SECONDS: intInRange(15, 3_600, 45),
     // Comment lines on idle event streams, so proxies and browsers keep them open.
     EVENTS_HEARTBEAT_MS: intInRange(50, 300_000, 15_000),
+    // Event streams one user may hold open at once, per instance (src/services/events/sse.ts).
+    EVENTS_MAX_STREAMS_PER_USER: intInRange(1, 10_000, 20),
     // Verified sessions are cached this long per instance (0: every request reads the database).
     // Sign-out and revocation still take effect at once: see src/auth/session-cache.ts.
     SESSION_CACHE_TTL_SECONDS: intInRange(0, 3_600, 30),
@@ -272,6 +274,7 @@ export type Config = {
   chatSync: { tickMs: number; leaseMs: number; reconcileIntervalMs: number; streamIdleMs: number };
   /** Interval of the heartbeat comment on server-sent event streams. */
   eventsHeartbeatMs: number;
+  eventsMaxStreamsPerUser: number;
   /** src/auth/session-cache.ts; ttlMs 0 turns the cache off. */
   sessionCache: { ttlMs: number; maxEntries: number };
   /** src/lib/page-cache.ts; ttlMs 0 turns the cache off. */
@@ -364,6 +367,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       streamIdleMs: env.CHAT_SYNC_STREAM_IDLE_SECONDS * 1000,
     },
     eventsHeartbeatMs: env.EVENTS_HEARTBEAT_MS,
+    eventsMaxStreamsPerUser: env.EVENTS_MAX_STREAMS_PER_USER,
     sessionCache: { ttlMs: env.SESSION_CACHE_TTL_SECONDS * 1000, maxEntries: env.SESSION_CACHE_MAX_ENTRIES },
     pageCache: { ttlMs: env.PAGE_CACHE_TTL_SECONDS * 1000, maxBytes: env.PAGE_CACHE_MAX_MB * 1024 * 1024 },
     authRateLimit: {

@@ -6,7 +6,7 @@ import { storableString } from "../lib/text";
 import { AGENT_NAME } from "../services/agent-config/names";
 import type { ChangeNotifier } from "../services/events/notifier";
 import { sessionIsActive } from "../services/events/session-check";
-import { streamChanges } from "../services/events/sse";
+import { StreamSlots, streamChanges } from "../services/events/sse";
 import { getPreferences, readPreferences } from "../services/preferences/document";
 import { patchPreferences, replacePreferences, resetPreferences } from "../services/preferences/write";
 
@@ -58,9 +58,10 @@ const ok = (description: string) => ({
   200: { description, headers: ETagHeader, content: { "application/json": { schema: PreferencesSchema } } },
 });
 
-export type PreferencesRouteDeps = { events: ChangeNotifier; heartbeatMs: number };
+export type PreferencesRouteDeps = { events: ChangeNotifier; heartbeatMs: number; maxStreamsPerUser: number };
 
-export function preferencesRoutes({ events, heartbeatMs }: PreferencesRouteDeps) {
+export function preferencesRoutes({ events, heartbeatMs, maxStreamsPerUser }: PreferencesRouteDeps) {
+  const slots = new StreamSlots(maxStreamsPerUser);
   return createRouter()
     .openapi(
       createRoute({
@@ -170,6 +171,7 @@ export function preferencesRoutes({ events, heartbeatMs }: PreferencesRouteDeps)
           authorized: () => sessionIsActive(scope.db, sessionId, scope.userId, scope.now()),
           heartbeatMs,
           logger: scope.logger,
+          slots,
         });
       },
     );

@@ -6,6 +6,7 @@ import { openPostgres, type Database } from "../../src/database/client";
 import { CHANGE_CHANNEL, createChangeNotifier, type ChangeEvent, type ChangeNotifier } from "../../src/services/events/notifier";
 import { memoryLogger, requester, signInAgain, signUp, useTestApp, type TestApp, type TestUser } from "../helpers/app";
 import { ENGINE, terminateListeners } from "../helpers/db";
+import { expectError } from "../helpers/expect";
 import { openEventStream } from "../helpers/sse";
 
 const app = useTestApp({ env: { EVENTS_HEARTBEAT_MS: "100" } });
@@ -269,5 +270,43 @@ describe.skipIf(ENGINE !== "postgres")("across instances (PostgreSQL LISTEN/NOTI
       await otherEvents.close();
       await otherDatabase.close();
     }
+  });
+});
+
+describe("open event streams per user", () => {
+  // Two at once per user here (default 20).
+  const capped = useTestApp({ env: { EVENTS_MAX_STREAMS_PER_USER: "2" } });
+
+  test("over the cap a new stream is 429 in the envelope before it starts; closing one frees its place; other users are not affected", async () => {
+    const u = await signUp(capped());
+    const other = await signUp(capped());
+    const first = await openEventStream(capped(), `${PATH}/events`, { token: u.token });
+    const second = await openEventStream(capped(), `${PATH}/events`, { token: u.token });
+    expect((await first.nextEvent()).event).toBe("preferences");
+    expect((await second.nextEvent()).event).toBe("preferences");
+
+    const refused = await capped().request(`${PATH}/events`, { token: u.token });
+    const error = await expectError(refused, 429, "RATE_LIMITED");
+    expect(error.message).toBe("At most 2 event streams may be open at once per user; close one (another tab or device) first");
+    expect(error.details).toEqual({ maxOpenStreams: 2 });
+
+    const theirs = await openEventStream(capped(), `${PATH}/events`, { token: other.token });
+    expect((await theirs.nextEvent()).event).toBe("preferences");
+
+    first.close();
+    // The server lets go of the closed stream's place once its loop ends.
+    let third: Awaited<ReturnType<typeof openEventStream>> | undefined;
+    const deadline = Date.now() + 3000;
+    while (!third) {
+      const attempt = await openEventStream(capped(), `${PATH}/events`, { token: u.token });
+      if (attempt.res.status === 200) third = attempt;
+      else {
+        attempt.close();
+        if (Date.now() > deadline) throw new Error("the closed stream's place was never freed");
+        await Bun.sleep(20);
+      }
+    }
+    expect((await third.nextEvent()).event).toBe("preferences");
+    for (const s of [second, third, theirs]) s.close();
   });
 });

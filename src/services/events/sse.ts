@@ -1,9 +1,43 @@
 import type { Context } from "hono";
 import { streamSSE } from "hono/streaming";
+import { AppError } from "../../errors";
 import type { Logger } from "../../lib/logger";
 import type { ChangeNotifier, ChangeTopic } from "./notifier";
 
 export type VersionedDocument = { version: number };
+
+/**
+ * How many event streams one user may hold open at once on this instance. Each holds a
+ * subscription, a heartbeat timer and a session check per beat, and every change is one read per
+ * stream: without a cap, one signed-in user opening streams in a loop (the API's rate limit
+ * lets 1,200 through a minute, and they stay open) would hold the instance's memory and turn each
+ * of their changes into thousands of reads. Tabs and devices of a person are far fewer.
+ */
+export class StreamSlots {
+  private readonly open = new Map<string, number>();
+  constructor(readonly max: number) {}
+
+  /** Takes one of the user's slots (its release is idempotent), or throws 429 RATE_LIMITED. */
+  take(userId: string): () => void {
+    const taken = this.open.get(userId) ?? 0;
+    if (taken >= this.max) {
+      throw new AppError(
+        "RATE_LIMITED",
+        `At most ${this.max} event streams may be open at once per user; close one (another tab or device) first`,
+        { maxOpenStreams: this.max },
+      );
+    }
+    this.open.set(userId, taken + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (this.open.get(userId) ?? 1) - 1;
+      if (left > 0) this.open.set(userId, left);
+      else this.open.delete(userId);
+    };
+  }
+}
 
 export type ChangeStreamOptions<T extends VersionedDocument> = {
   notifier: ChangeNotifier;
@@ -17,6 +51,8 @@ export type ChangeStreamOptions<T extends VersionedDocument> = {
   authorized: () => Promise<boolean>;
   heartbeatMs: number;
   logger: Logger;
+  /** The user's open streams; a stream over the cap is refused before it starts. */
+  slots: StreamSlots;
 };
 
 /** Last-Event-ID is the version the client last saw; anything else means "send me the state". */
@@ -32,7 +68,8 @@ export function parseLastEventId(header: string | undefined): number | undefined
  * happen in one loop, so a client that stops reading holds at most one pending write.
  */
 export async function streamChanges<T extends VersionedDocument>(c: Context, options: ChangeStreamOptions<T>): Promise<Response> {
-  const { notifier, topic, userId, event, load, authorized, heartbeatMs, logger } = options;
+  const { notifier, topic, userId, event, load, authorized, heartbeatMs, logger, slots } = options;
+  const release = slots.take(userId);
   let lastSent = parseLastEventId(c.req.header("last-event-id")) ?? -1;
   let dirty = true;
   let beatDue = false;
@@ -50,7 +87,8 @@ export async function streamChanges<T extends VersionedDocument>(c: Context, opt
 
   // Subscribed before the response starts: a listener that cannot connect is a 503 envelope,
   // and a change committed between here and the first read is seen either way.
-  const unsubscribe = await notifier.subscribe(topic, userId, {
+  const unsubscribe = await notifier
+    .subscribe(topic, userId, {
     onChange: (change) => {
       if (change.version > lastSent) {
         dirty = true;
@@ -62,7 +100,11 @@ export async function streamChanges<T extends VersionedDocument>(c: Context, opt
       signal();
     },
     onClose: finish,
-  });
+    })
+    .catch((err: unknown) => {
+      release();
+      throw err;
+    });
   c.req.raw.signal.addEventListener("abort", finish, { once: true });
 
   return streamSSE(c, async (stream) => {
@@ -104,6 +146,7 @@ export async function streamChanges<T extends VersionedDocument>(c: Context, opt
     } finally {
       clearInterval(heartbeat);
       unsubscribe();
+      release();
     }
   });
 }
