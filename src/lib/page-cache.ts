@@ -66,6 +66,13 @@ export interface PageCache {
   get(userId: string, kind: PageKind, key: string, render: () => Promise<unknown>, options?: RenderOptions): Promise<Page>;
   /** Waits until every change committed so far has reached this instance. */
   settle(): Promise<void>;
+  /**
+   * Resolves at the next change of `kind` for the user to reach this instance (or when the
+   * listener resets): a waiter can sleep on it instead of polling. Null while changes are not
+   * known to arrive (the cache is off, or its listener is down): poll then. Cancel what was not
+   * needed.
+   */
+  nextChange(userId: string, kind: PageKind): { changed: Promise<void>; cancel(): void } | null;
   stats(): { entries: number; bytes: number; hits: number; misses: number; shared: number; enabled: boolean };
   close(): void;
 }
@@ -93,6 +100,17 @@ export function createPageCache(deps: { database: Database; logger: Logger; opti
   const generations = new Map<string, number>();
   let epoch = 0;
 
+  // Waiters on the next change of a group (nextChange), woken by its invalidation or a reset.
+  const waiters = new Map<string, Set<() => void>>();
+  const wake = (group?: string) => {
+    const groups = group === undefined ? [...waiters.keys()] : [group];
+    for (const g of groups) {
+      const set = waiters.get(g);
+      waiters.delete(g);
+      if (set) for (const resolve of set) resolve();
+    }
+  };
+
   const drop = (key: string) => {
     const entry = entries.get(key);
     if (!entry) return;
@@ -103,6 +121,7 @@ export function createPageCache(deps: { database: Database; logger: Logger; opti
     if (keys && keys.size === 0) keysByGroup.delete(entry.group);
   };
   const clear = () => {
+    wake();
     epoch++;
     generations.clear();
     entries.clear();
@@ -115,6 +134,7 @@ export function createPageCache(deps: { database: Database; logger: Logger; opti
       return;
     }
     generations.set(group, (generations.get(group) ?? 0) + 1);
+    wake(group);
     const keys = keysByGroup.get(group);
     if (keys) for (const key of [...keys]) drop(key);
   };
@@ -194,6 +214,26 @@ export function createPageCache(deps: { database: Database; logger: Logger; opti
     },
 
     settle: () => feed.settle(),
+
+    nextChange(userId, kind) {
+      if (!enabled) return null;
+      feed.start();
+      if (!feed.trusted) return null;
+      const group = `${CODE[kind]}:${userId}`;
+      let resolve!: () => void;
+      const changed = new Promise<void>((r) => (resolve = r));
+      let set = waiters.get(group);
+      if (!set) waiters.set(group, (set = new Set()));
+      set.add(resolve);
+      return {
+        changed,
+        cancel() {
+          const current = waiters.get(group);
+          current?.delete(resolve);
+          if (current?.size === 0) waiters.delete(group);
+        },
+      };
+    },
 
     stats() {
       return { entries: entries.size, bytes, hits, misses, shared, enabled: feed.trusted };

@@ -152,7 +152,7 @@ export function sandboxRoutes(rt: SandboxRuntime) {
       }),
       async (c) => {
         const q = c.req.valid("query");
-        const result = await waitForStatus(c.get("scope"), c.req.valid("param").id, q.status, q.timeoutSeconds * 1000);
+        const result = await waitForStatus(c.get("scope"), c.req.valid("param").id, q.status, q.timeoutSeconds * 1000, c.get("pages"));
         // The change it waited for may have committed on another instance a moment ago: the
         // caller's next list page must already show it.
         await c.get("pages").settle();

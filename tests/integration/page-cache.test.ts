@@ -280,6 +280,39 @@ describe(`page cache (${ENGINE})`, () => {
     expect(renders).toBe(1);
   });
 
+  test("a waiter hears its user's sandbox changes from any writer (nextChange), and /wait answers on one", async () => {
+    const a = instance();
+    const u = await signUp(a);
+    const other = await signUp(a);
+    const id = await createSandbox(a, u, "watched");
+    const theirs = await createSandbox(a, other, "not watched");
+    await warm(a, u, "/api/v1/sandboxes");
+    const next = a.pages.nextChange(u.id, "sandboxes")!;
+    expect(next).not.toBeNull();
+    let heard = false;
+    void next.changed.then(() => (heard = true));
+    // Another user's sandbox, and this user's preferences, are not what it waits for.
+    await app().database.db.execute(sql`update sandboxes set name = 'theirs renamed' where id = ${theirs}`);
+    await a.request("/api/v1/me/preferences", { method: "PATCH", token: u.token, json: { themeMode: "dark" } });
+    await a.pages.settle();
+    await Bun.sleep(0);
+    expect(heard).toBe(false);
+    // A change by operator SQL (as another instance's worker writes a status) wakes it.
+    await app().database.db.execute(sql`update sandboxes set name = 'renamed' where id = ${id}`);
+    await a.pages.settle();
+    await next.changed;
+    next.cancel();
+
+    // /wait sleeps on those changes: a status written behind the API ends it, reached.
+    await app().database.db.execute(sql`update sandboxes set status = 'starting' where id = ${id}`);
+    const wait = a.request(`/api/v1/sandboxes/${id}/wait?status=running&timeoutSeconds=60`, { token: u.token });
+    await Bun.sleep(200);
+    await app().database.db.execute(sql`update sandboxes set status = 'running' where id = ${id}`);
+    const answer = await json(await wait);
+    expect(answer).toMatchObject({ reached: true, sandbox: { id, status: "running" } });
+    await app().database.db.execute(sql`update sandboxes set status = 'stopped' where id = ${id}`);
+  });
+
   test("with the cache off (TTL 0) every page is read from the database", async () => {
     const off = instance(app().database, { ttlMs: 0, maxBytes: 1024 * 1024 });
     const u = await signUp(off);
@@ -290,6 +323,8 @@ describe(`page cache (${ENGINE})`, () => {
       expect(res.headers.get("etag")).toMatch(/^"p/);
     }
     expect(off.pages.stats()).toMatchObject({ hits: 0, entries: 0, enabled: false });
+    // Nothing to sleep on: a waiter polls.
+    expect(off.pages.nextChange(u.id, "sandboxes")).toBeNull();
   });
 
   test("If-None-Match follows RFC 9110's weak comparison", () => {
