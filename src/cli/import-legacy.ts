@@ -1,4 +1,3 @@
-import { parseArgs } from "node:util";
 import { MultiBar, Presets, type SingleBar } from "cli-progress";
 import { ConfigError, loadConfig } from "../config";
 import { openDatabase } from "../database/client";
@@ -8,6 +7,7 @@ import { renderText } from "../import/report";
 import { LegacySource, LegacySourceError } from "../import/source";
 import type { Progress } from "../import/writer";
 import { createLogger } from "../lib/logger";
+import { commandLine } from "./args";
 
 const HELP = `Usage: bun run import:legacy --from path/to/database.sqlite [options]
 
@@ -34,41 +34,14 @@ Exit codes: 0 imported and verified (or dry run verified), 1 failed or counts di
 (nothing written), 2 bad usage or a refusal before anything was written.
 `;
 
-type Values = {
-  help?: boolean;
-  from?: string;
-  "dry-run"?: boolean;
-  "assign-credentials-to"?: string;
-  "legacy-encryption-key-env"?: string;
-  "batch-size"?: string;
-  json?: boolean;
-};
-
-const usage = (message: string): never => {
-  console.error(`import:legacy: ${message}`);
-  process.exit(2);
-};
-
-let values: Values = {};
-try {
-  ({ values } = parseArgs({
-    options: {
-      help: { type: "boolean", short: "h" },
-      from: { type: "string" },
-      "dry-run": { type: "boolean" },
-      "assign-credentials-to": { type: "string" },
-      "legacy-encryption-key-env": { type: "string" },
-      "batch-size": { type: "string" },
-      json: { type: "boolean" },
-    },
-  }));
-} catch (err) {
-  usage((err as Error).message);
-}
-if (values.help) {
-  process.stdout.write(HELP);
-  process.exit(0);
-}
+const { values, usage } = commandLine("import:legacy", HELP, {
+  from: { type: "string" },
+  "dry-run": { type: "boolean" },
+  "assign-credentials-to": { type: "string" },
+  "legacy-encryption-key-env": { type: "string" },
+  "batch-size": { type: "string" },
+  json: { type: "boolean" },
+});
 if (!values.from) usage("--from PATH is required (see --help)");
 const batchRows = values["batch-size"] === undefined ? undefined : Number(values["batch-size"]);
 if (batchRows !== undefined && (!Number.isInteger(batchRows) || batchRows < 1 || batchRows > 100_000)) usage("--batch-size must be a whole number from 1 to 100000");

@@ -1,4 +1,3 @@
-import { parseArgs } from "node:util";
 import { hashPassword } from "better-auth/crypto";
 import { PASSWORD_LENGTH } from "../auth/auth";
 import { ConfigError, loadConfig } from "../config";
@@ -6,6 +5,7 @@ import { openDatabase } from "../database/client";
 import { AppError } from "../errors";
 import { createLogger } from "../lib/logger";
 import { resetPassword } from "../services/account/reset-password";
+import { commandLine } from "./args";
 
 const HELP = `Usage: bun run user:reset-password --email EMAIL --password-stdin
        bun run user:reset-password --email EMAIL --generate
@@ -28,33 +28,15 @@ Options:
 Exit codes: 0 done, 1 no user with that email (or the database failed), 2 bad usage.
 `;
 
-type Values = { help?: boolean; email?: string; "password-stdin"?: boolean; generate?: boolean; json?: boolean };
-let values: Values;
-try {
-  ({ values } = parseArgs({
-    options: {
-      help: { type: "boolean", short: "h" },
-      email: { type: "string" },
-      "password-stdin": { type: "boolean" },
-      generate: { type: "boolean" },
-      json: { type: "boolean" },
-    },
-  }));
-} catch (err) {
-  usage((err as Error).message);
-}
-if (values.help) {
-  process.stdout.write(HELP);
-  process.exit(0);
-}
+const { values, usage } = commandLine("user:reset-password", HELP, {
+  email: { type: "string" },
+  "password-stdin": { type: "boolean" },
+  generate: { type: "boolean" },
+  json: { type: "boolean" },
+});
 
-function usage(message: string): never {
-  console.error(`user:reset-password: ${message} (see --help)`);
-  process.exit(2);
-}
-
-if (!values.email?.includes("@")) usage("give the user's --email");
-if (Boolean(values["password-stdin"]) === Boolean(values.generate)) usage("give one of --password-stdin or --generate");
+if (!values.email?.includes("@")) usage("give the user's --email (see --help)");
+if (Boolean(values["password-stdin"]) === Boolean(values.generate)) usage("give one of --password-stdin or --generate (see --help)");
 
 let password: string;
 if (values.generate) {
@@ -64,7 +46,7 @@ if (values.generate) {
   // One line: a trailing newline (echo, a heredoc) is not part of the password.
   password = (await Bun.stdin.text()).replace(/\r?\n$/, "");
   if (password.length < PASSWORD_LENGTH.min || password.length > PASSWORD_LENGTH.max) {
-    usage(`the password must be ${PASSWORD_LENGTH.min} to ${PASSWORD_LENGTH.max} characters (got ${password.length})`);
+    usage(`the password must be ${PASSWORD_LENGTH.min} to ${PASSWORD_LENGTH.max} characters (got ${password.length}; see --help)`);
   }
 }
 
