@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { TEST_SECRET } from "../helpers/app";
+import { ENGINE } from "../helpers/db";
 import { createServerStorage, startServer, type RunningServer, type ServerStorage } from "../helpers/server";
 
 /**
@@ -97,5 +98,44 @@ describe("user:reset-password CLI", () => {
     expect(result.sessionsSignedOut).toBe(1);
     server = await startServer({ storage });
     expect((await signIn(server.url, result.password)).status).toBe(200);
+    await server.stop();
+    server = undefined;
   }, 120_000);
+});
+
+describe("user:reset-password beside a running server", () => {
+  test("a server database: the server refuses the user's cached sessions once the command commits; the embedded one: the command refuses to open it", async () => {
+    const running = await startServer({ storage });
+    try {
+      const email = "busy@example.com";
+      const signUp = await fetch(`${running.url}/api/auth/sign-up/email`, {
+        method: "POST",
+        headers: { "content-type": "application/json", origin: running.url },
+        body: JSON.stringify({ email, password: OLD, name: "Busy" }),
+      });
+      const token = signUp.headers.get("set-auth-token")!;
+      const me = async () => (await fetch(`${running.url}/api/v1/me`, { headers: { authorization: `Bearer ${token}` } })).status;
+      // Verified once, so the session is now in the server's session cache (30 s by default).
+      expect(await me()).toBe(200);
+      const reset = await cli(["--email", email, "--password-stdin"], `${NEW}\n`);
+      if (ENGINE === "pglite") {
+        // One process at a time may open the embedded database: the server's pid file says so.
+        expect(reset.code).toBe(1);
+        expect(reset.stderr).toContain(`is in use by process ${running.proc.pid}; stop it first`);
+        expect(await me()).toBe(200);
+        return;
+      }
+      expect(reset.code).toBe(0);
+      // The sessions table's trigger tells the server at commit; allow its notification a moment.
+      const deadline = Date.now() + 5_000;
+      let status = await me();
+      while (status === 200 && Date.now() < deadline) {
+        await Bun.sleep(50);
+        status = await me();
+      }
+      expect(status).toBe(401);
+    } finally {
+      await running.stop();
+    }
+  }, 60_000);
 });
