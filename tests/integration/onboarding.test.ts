@@ -94,9 +94,15 @@ describe("state machine", () => {
 });
 
 describe("steps", () => {
-  test("start is idempotent; GET before start is 404", async () => {
+  test("start is idempotent; GET before start is 404; a step that may not come first says onboarding has not started", async () => {
     const u = await signUp(app());
     const id = await sandboxOf(u);
+    const NOT_STARTED = "Onboarding has not started for this sandbox: start it (POST …/onboarding), record the requirements (PUT …/onboarding/requirements) or skip it";
+    expect((await expectError(await call(u, "GET", `${id}/onboarding`), 404, "NOT_FOUND")).message).toBe(NOT_STARTED);
+    // Not "while it is pending": no session exists, and the refusal creates none.
+    const early = await expectError(await call(u, "POST", `${id}/onboarding/generate`), 409, "INVALID_STATE");
+    expect(early.message).toBe(`Onboarding cannot do "generate" first. ${NOT_STARTED}`);
+    expect(early.details).toEqual({ status: null, action: "generate", allowedFrom: ["gathering", "generating"] });
     await expectError(await call(u, "GET", `${id}/onboarding`), 404, "NOT_FOUND");
     const first = await call(u, "POST", `${id}/onboarding`);
     expect(first.status).toBe(201);

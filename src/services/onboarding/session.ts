@@ -2,7 +2,7 @@ import { eq, sql } from "drizzle-orm";
 import { onboardingSessions } from "../../../db/schema";
 import type { ServiceContext } from "../../context";
 import type { Executor, Tx } from "../../database/client";
-import { AppError, notFound } from "../../errors";
+import { AppError } from "../../errors";
 import { newId } from "../../lib/ids";
 import { recordActivity, type ActivityAction } from "../activity/record";
 import type { Vault } from "../credentials/vault";
@@ -53,7 +53,7 @@ export function toView(row: SessionRow): OnboardingView {
 export async function getOnboarding(ctx: ServiceContext, sandboxId: string): Promise<OnboardingView> {
   await findOwned(ctx.db, ctx, sandboxId);
   const [row] = await ctx.db.select().from(onboardingSessions).where(eq(onboardingSessions.sandboxId, sandboxId));
-  if (!row) throw notFound("Onboarding session of sandbox", sandboxId);
+  if (!row) throw new AppError("NOT_FOUND", NOT_STARTED);
   return toView(row);
 }
 
@@ -76,6 +76,9 @@ export async function startOnboarding(ctx: ServiceContext, sandboxId: string): P
     return { session: toView(row!), created };
   });
 }
+
+/** What a sandbox whose onboarding has not started is told (GET, and a first step that may not come first). */
+const NOT_STARTED = "Onboarding has not started for this sandbox: start it (POST …/onboarding), record the requirements (PUT …/onboarding/requirements) or skip it";
 
 export function invalidState(action: OnboardingAction, status: OnboardingStatus): AppError {
   return new AppError("INVALID_STATE", `Onboarding cannot ${action === "skip" ? "be skipped" : `do "${action}"`} while it is ${status}`, {
@@ -101,11 +104,15 @@ export async function step(
 ): Promise<SessionRow> {
   return ctx.db.transaction(async (tx) => {
     const sandbox = await findOwned(tx, ctx, sandboxId);
-    await ensureSession(tx, ctx, sandboxId);
+    const started = await ensureSession(tx, ctx, sandboxId);
     const [session] = await tx.select().from(onboardingSessions).where(eq(onboardingSessions.sandboxId, sandboxId)).for("update");
     if (!session) throw new Error("onboarding session vanished inside its own transaction");
     const staleApply = action === "apply" && session.status === "applying" && ctx.now().getTime() - session.updatedAt.getTime() > APPLY_STALE_MS;
-    if (!canOnboard(action, session.status) && !staleApply) throw invalidState(action, session.status);
+    if (!canOnboard(action, session.status) && !staleApply) {
+      // The session was created by this refused step and goes with its rollback: it never was.
+      if (started) throw new AppError("INVALID_STATE", `Onboarding cannot do "${action}" first. ${NOT_STARTED}`, { status: null, action, allowedFrom: ONBOARDING_RULES[action].from });
+      throw invalidState(action, session.status);
+    }
     const changes = await change(tx, session, sandbox);
     const [updated] = await tx
       .update(onboardingSessions)
