@@ -18,6 +18,7 @@ import { clientIp } from "./middleware/client-ip";
 import { apiCors } from "./middleware/cors";
 import { authErrorResponse, errorHandler, notFoundHandler, sendError } from "./middleware/errors";
 import { headRequests } from "./middleware/head";
+import { limitProxied, proxySlots } from "./middleware/proxy-slots";
 import { apiRateLimit, RATE_LIMIT_HEADERS } from "./middleware/rate-limit";
 import { requestLog } from "./middleware/request-log";
 import { requireUser } from "./middleware/require-user";
@@ -207,6 +208,7 @@ export function createApp(deps: AppDeps) {
   app.use("/api/v1/*", requireUser(sessions, database.db, now));
   const PROXIED = /^\/api\/v1\/sandboxes\/[^/]+\/(agent|addons)(\/|$)/;
   app.use("/api/v1/*", apiRateLimit(config.apiRateLimit, (path) => PROXIED.test(path)));
+  app.use("/api/v1/*", limitProxied(proxySlots(config.proxyMaxOpenPerUser), (path) => PROXIED.test(path)));
   // A request that may write answers only once its changes have reached this instance's page
   // cache (the triggers' notifications, one round trip), so the client's next read sees the write
   // and pages of other kinds stay cached. The proxies write nothing a page shows at once.

@@ -169,6 +169,8 @@ const envSchema = z
     // Requests a signed-in user may make to /api/v1 per window, per instance (0: no limit).
     API_RATE_LIMIT_MAX: intInRange(0, 1_000_000, 1_200),
     API_RATE_LIMIT_WINDOW_SECONDS: intInRange(1, 86_400, 60),
+    // Requests and WebSockets one user may have open through the sandbox proxies at once, per instance.
+    PROXY_MAX_OPEN_PER_USER: intInRange(1, 100_000, 256),
     // Vault keyring: "k1:base64,k2:base64" (32 random bytes each) and the id new values use.
     ENCRYPTION_KEYS: z.preprocess(emptyToUndefined, z.string().optional()),
     ENCRYPTION_ACTIVE_KEY: optionalString,
@@ -283,6 +285,7 @@ export type Config = {
   authRateLimit: { max: number; signInMax: number; windowSeconds: number };
   /** /api/v1 requests per signed-in user and window, counted per instance (src/middleware/rate-limit.ts). */
   apiRateLimit: { max: number; windowSeconds: number };
+  proxyMaxOpenPerUser: number;
   /** The vault keyring; in development a generated key kept in DATA_DIR (0600). */
   keyring: Keyring;
   legacyEncryptionKey: string | undefined;
@@ -376,6 +379,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       windowSeconds: env.AUTH_RATE_LIMIT_WINDOW_SECONDS,
     },
     apiRateLimit: { max: env.API_RATE_LIMIT_MAX, windowSeconds: env.API_RATE_LIMIT_WINDOW_SECONDS },
+    proxyMaxOpenPerUser: env.PROXY_MAX_OPEN_PER_USER,
     keyring: loadKeyring(env, dataDir),
     legacyEncryptionKey: env.LEGACY_ENCRYPTION_KEY,
     providerCatalog: {

@@ -1,6 +1,7 @@
 import type { Auth, AuthSession } from "./auth/auth";
 import type { Db } from "./database/client";
 import type { Logger } from "./lib/logger";
+import type { ProxySlot } from "./middleware/proxy-slots";
 import type { PageCache } from "./lib/page-cache";
 import type { Vault } from "./services/credentials/vault";
 
@@ -38,5 +39,7 @@ export type AppEnv = {
     vault: Vault;
     /** Rendered list pages (src/lib/page-cache.ts). */
     pages: PageCache;
+    /** Set on a proxied request (src/middleware/proxy-slots.ts): a WebSocket bridge keeps it. */
+    proxySlot: ProxySlot;
   };
 };

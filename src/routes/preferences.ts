@@ -6,7 +6,7 @@ import { storableString } from "../lib/text";
 import { AGENT_NAME } from "../services/agent-config/names";
 import type { ChangeNotifier } from "../services/events/notifier";
 import { sessionIsActive } from "../services/events/session-check";
-import { StreamSlots, streamChanges } from "../services/events/sse";
+import { streamChanges, streamSlots } from "../services/events/sse";
 import { getPreferences, readPreferences } from "../services/preferences/document";
 import { patchPreferences, replacePreferences, resetPreferences } from "../services/preferences/write";
 
@@ -61,7 +61,7 @@ const ok = (description: string) => ({
 export type PreferencesRouteDeps = { events: ChangeNotifier; heartbeatMs: number; maxStreamsPerUser: number };
 
 export function preferencesRoutes({ events, heartbeatMs, maxStreamsPerUser }: PreferencesRouteDeps) {
-  const slots = new StreamSlots(maxStreamsPerUser);
+  const slots = streamSlots(maxStreamsPerUser);
   return createRouter()
     .openapi(
       createRoute({

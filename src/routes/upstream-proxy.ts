@@ -1,6 +1,7 @@
 import type { Context } from "hono";
 import type { Server, ServerWebSocket, WebSocketHandler } from "bun";
 import { AppError } from "../errors";
+import type { ProxySlot } from "../middleware/proxy-slots";
 
 /**
  * Reverse proxying to a sandbox's servers (the agent, add-on services), shared by
@@ -56,7 +57,14 @@ export async function forwardHttp(c: Context, target: URL, extraHeaders: Record<
 
 export const isWebSocketUpgrade = (c: Context) => c.req.header("upgrade")?.toLowerCase() === "websocket";
 
-type BridgeData = { bridge: "warren-upstream"; upstream: WebSocket; pending: Array<string | ArrayBuffer>; client: ServerWebSocket<BridgeData> | null };
+type BridgeData = {
+  bridge: "warren-upstream";
+  upstream: WebSocket;
+  pending: Array<string | ArrayBuffer>;
+  client: ServerWebSocket<BridgeData> | null;
+  /** Frees the user's proxy slot (src/middleware/proxy-slots.ts) when the socket closes. */
+  release?: () => void;
+};
 
 /** Close codes that may not be sent in a close frame (RFC 6455 §7.4.1) become a normal closure. */
 const sendableCode = (code: number) => (code === 1000 || (code >= 3000 && code <= 4999) || (code >= 1001 && code <= 1014 && ![1004, 1005, 1006].includes(code)) ? code : 1000);
@@ -107,6 +115,8 @@ export async function bridgeWebSocket(c: Context, target: URL, extraHeaders: Rec
     upstream.close();
     throw new AppError("VALIDATION_FAILED", "Not a valid WebSocket handshake", { fields: [{ location: "header", field: "upgrade", message: "not a valid WebSocket handshake", code: "websocket" }] });
   }
+  // The bridge now holds the request's proxy slot until it closes.
+  data.release = (c.get("proxySlot" as never) as ProxySlot | undefined)?.keep();
   // Bun has taken the connection over; this response is never sent.
   return new Response(null);
 }
@@ -125,5 +135,6 @@ export const proxyWebSocket: WebSocketHandler<BridgeData> = {
   close(ws, code, reason) {
     ws.data.client = null;
     ws.data.upstream.close(sendableCode(code), reason);
+    ws.data.release?.();
   },
 };

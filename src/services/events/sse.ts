@@ -2,6 +2,7 @@ import type { Context } from "hono";
 import { streamSSE } from "hono/streaming";
 import { AppError } from "../../errors";
 import type { Logger } from "../../lib/logger";
+import { UserSlots } from "../../lib/user-slots";
 import type { ChangeNotifier, ChangeTopic } from "./notifier";
 
 export type VersionedDocument = { version: number };
@@ -13,31 +14,14 @@ export type VersionedDocument = { version: number };
  * lets 1,200 through a minute, and they stay open) would hold the instance's memory and turn each
  * of their changes into thousands of reads. Tabs and devices of a person are far fewer.
  */
-export class StreamSlots {
-  private readonly open = new Map<string, number>();
-  constructor(readonly max: number) {}
-
-  /** Takes one of the user's slots (its release is idempotent), or throws 429 RATE_LIMITED. */
-  take(userId: string): () => void {
-    const taken = this.open.get(userId) ?? 0;
-    if (taken >= this.max) {
-      throw new AppError(
-        "RATE_LIMITED",
-        `At most ${this.max} event streams may be open at once per user; close one (another tab or device) first`,
-        { maxOpenStreams: this.max },
-      );
-    }
-    this.open.set(userId, taken + 1);
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      const left = (this.open.get(userId) ?? 1) - 1;
-      if (left > 0) this.open.set(userId, left);
-      else this.open.delete(userId);
-    };
-  }
-}
+export const streamSlots = (max: number) =>
+  new UserSlots(
+    max,
+    (n) =>
+      new AppError("RATE_LIMITED", `At most ${n} event streams may be open at once per user; close one (another tab or device) first`, {
+        maxOpenStreams: n,
+      }),
+  );
 
 export type ChangeStreamOptions<T extends VersionedDocument> = {
   notifier: ChangeNotifier;
@@ -51,8 +35,8 @@ export type ChangeStreamOptions<T extends VersionedDocument> = {
   authorized: () => Promise<boolean>;
   heartbeatMs: number;
   logger: Logger;
-  /** The user's open streams; a stream over the cap is refused before it starts. */
-  slots: StreamSlots;
+  /** The user's open streams (streamSlots); a stream over the cap is refused before it starts. */
+  slots: UserSlots;
 };
 
 /** Last-Event-ID is the version the client last saw; anything else means "send me the state". */
