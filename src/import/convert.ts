@@ -4,7 +4,7 @@
  * caller through `Notes` so the report can name the row and column.
  */
 
-import { storableJson } from "../lib/text";
+import { MAX_JSON_DEPTH, nestsDeeperThan, storableJson } from "../lib/text";
 
 /** Where malformed JSON goes: a jsonb object the operator can find and repair by hand. */
 export const LEGACY_TEXT_KEY = "$legacyText";
@@ -132,13 +132,23 @@ export function toBool(value: unknown, column: string, notes: Notes, fallback: b
 /**
  * JSON text to a value for a jsonb column. Empty text or NULL gives `fallback` (old rows left
  * them empty); malformed text is kept whole as {"$legacyText": "..."} and noted, never dropped.
+ * So is JSON nested more than MAX_JSON_DEPTH levels, Warren's limit for the JSON it takes: Warren
+ * would refuse it written back (an agent config saved again), and some tens of thousands of levels
+ * failed the import (JSON.stringify's stack, then PostgreSQL's).
  */
 export function toJson(value: unknown, column: string, notes: Notes, fallback: unknown, opts: { keep: boolean } = { keep: true }): unknown {
   if (value === null || value === undefined) return fallback;
   if (typeof value !== "string") return value;
   if (value.trim() === "") return fallback;
   try {
-    return JSON.parse(value);
+    const parsed: unknown = JSON.parse(value);
+    if (!nestsDeeperThan(parsed, MAX_JSON_DEPTH)) return parsed;
+    if (!opts.keep) {
+      notes.malformedJson(column, value);
+      return fallback;
+    }
+    notes.replaced(column, `JSON nested more than ${MAX_JSON_DEPTH} levels deep (Warren's limit for JSON): kept as text in {"${LEGACY_TEXT_KEY}": …}`);
+    return { [LEGACY_TEXT_KEY]: value };
   } catch {
     // keep: false for columns whose shape cannot hold the wrapper (arrays of ids): the caller
     // stores `fallback` and the report carries the original text.

@@ -260,6 +260,9 @@ describe("legacy import, bulk path", () => {
     db.query("insert into chat_messages (id, session_id, external_message_id, role, content, model_id, status, created_at) values (?,?,?,?,?,?,?,?)").run(
       "nul-1", "bulk-s1", "nul-e1", "user", content, "model\u0000x", "complete", "2024-03-03 03:03:03",
     );
+    // Metadata nested 10,000 deep: beyond Warren's 64 levels for JSON, so it is kept as text.
+    const deep = `{"a":${"[".repeat(10_000)}${"]".repeat(10_000)}}`;
+    db.query("insert into activity_log (user_id, action, metadata, created_at) values (?,?,?,?)").run(ALICE.id, "deep.metadata", deep, "2024-03-03 03:03:04");
     db.close();
     const report = await importLegacy(opts());
     expect(report.failure).toBeNull();
@@ -271,5 +274,8 @@ describe("legacy import, bulk path", () => {
       content: [{ type: "tool", output: "ELF\ufffd\u0001", note: "half \ufffd", literal: "back\\u0000slash" }],
       model_id: "model\ufffdx",
     });
+    const [entry] = await queryRows<{ metadata: Record<string, unknown> }>(t.database.db, sql`select metadata from activity_log where action = 'deep.metadata'`);
+    expect(entry!.metadata).toEqual({ $legacyText: deep });
+    expect(report.tables.find((x) => x.table === "activity_log")!.replaced.some((r) => r.column === "metadata" && r.problem.startsWith("JSON nested more than 64 levels"))).toBe(true);
   });
 });

@@ -61,6 +61,23 @@ describe("legacy JSON", () => {
     expect(notes.log).toEqual(["json:content:", "json:addon_ids:[gui"]);
   });
 
+  test("JSON nested deeper than Warren takes anywhere is kept as its text too, and said so", () => {
+    const notes = recorder();
+    const deep = `${"[".repeat(10_000)}${"]".repeat(10_000)}`;
+    expect(toJson(deep, "metadata", notes, {})).toEqual({ [LEGACY_TEXT_KEY]: deep });
+    expect(toJson(deep, "addon_ids", notes, [], { keep: false })).toEqual([]);
+    const deepest = `${"[".repeat(65)}${"]".repeat(65)}`;
+    expect(toJson(deepest, "metadata", notes, {})).toEqual({ [LEGACY_TEXT_KEY]: deepest });
+    // 64 levels (as a request may nest): kept as JSON.
+    const kept = `${"[".repeat(64)}1${"]".repeat(64)}`;
+    expect(toJson(kept, "metadata", notes, {})).toEqual(JSON.parse(kept));
+    expect(notes.log).toEqual([
+      `metadata:JSON nested more than 64 levels deep (Warren's limit for JSON): kept as text in {"$legacyText": …}`,
+      `json:addon_ids:${deep}`,
+      `metadata:JSON nested more than 64 levels deep (Warren's limit for JSON): kept as text in {"$legacyText": …}`,
+    ]);
+  });
+
   test("the report keeps the original text of values it could not store, and says which were kept", () => {
     const t = emptyTableReport("sandboxes", "sandboxes", 2);
     notesFor(t, "a").malformedJson("addon_ids", "[gui");
