@@ -4,6 +4,7 @@ import type { AppEnv, ServiceContext } from "../../src/context";
 import { createLogger } from "../../src/lib/logger";
 import { errorHandler } from "../../src/middleware/errors";
 import { limitProxied, proxySlots } from "../../src/middleware/proxy-slots";
+import { bridgeWebSocket, proxyWebSocket } from "../../src/routes/upstream-proxy";
 
 // The per-user cap on what is open through the sandbox proxies (src/middleware/proxy-slots.ts),
 // on a small Hono app whose "proxied" route streams a body only as fast as it is read, as an
@@ -61,5 +62,57 @@ describe("open proxied requests per user", () => {
     expect(slots.held("alice")).toBe(0);
     expect((await get("/proxied/empty")).status).toBe(204);
     expect(slots.held("alice")).toBe(0);
+  });
+});
+
+describe("a proxied WebSocket", () => {
+  test("holds its slot for as long as it is open, and frees it when it closes", async () => {
+    // The sandbox's side: a local WebSocket echo server.
+    const upstream = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      fetch: (req, srv) => (srv.upgrade(req) ? undefined : new Response("upgrade expected", { status: 426 })),
+      websocket: {
+        message(ws, m) {
+          ws.send(`echo:${m}`);
+        },
+      },
+    });
+    const slots = proxySlots(1);
+    const a = new Hono<AppEnv>();
+    a.onError(errorHandler(createLogger("silent", { write() {} })));
+    a.use((c, next) => {
+      c.set("requestId", "req_test");
+      c.set("scope", { userId: "alice" } as ServiceContext);
+      return next();
+    });
+    a.use(limitProxied(slots, () => true));
+    a.get("/proxied/socket", (c) => bridgeWebSocket(c, new URL(`http://127.0.0.1:${upstream.port}/`)));
+    // Warren's side: a real HTTP server, as WebSocket upgrades need one.
+    const warren = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: (req, srv) => a.fetch(req, srv), websocket: proxyWebSocket });
+    try {
+      const url = `ws://127.0.0.1:${warren.port}/proxied/socket`;
+      const ws = new WebSocket(url);
+      const reply = new Promise<string>((resolve) => (ws.onmessage = (e) => resolve(String(e.data))));
+      await new Promise((resolve) => (ws.onopen = resolve));
+      ws.send("hi");
+      expect(await reply).toBe("echo:hi");
+      expect(slots.held("alice")).toBe(1);
+      // The only slot is taken: a second one is refused before the upstream is asked.
+      const second = await fetch(`http://127.0.0.1:${warren.port}/proxied/socket`, {
+        headers: { upgrade: "websocket", connection: "Upgrade", "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==", "sec-websocket-version": "13" },
+      });
+      expect(second.status).toBe(429);
+
+      const closed = new Promise((resolve) => (ws.onclose = resolve));
+      ws.close();
+      await closed;
+      const deadline = Date.now() + 2_000;
+      while (slots.held("alice") > 0 && Date.now() < deadline) await Bun.sleep(10);
+      expect(slots.held("alice")).toBe(0);
+    } finally {
+      warren.stop(true);
+      upstream.stop(true);
+    }
   });
 });
