@@ -71,9 +71,8 @@ export async function streamChanges<T extends VersionedDocument>(c: Context, opt
 
   // Subscribed before the response starts: a listener that cannot connect is a 503 envelope,
   // and a change committed between here and the first read is seen either way.
-  const unsubscribe = await notifier
-    .subscribe(topic, userId, {
-    onChange: (change) => {
+  const subscriber = {
+    onChange: (change: { version: number }) => {
       if (change.version > lastSent) {
         dirty = true;
         signal();
@@ -84,11 +83,11 @@ export async function streamChanges<T extends VersionedDocument>(c: Context, opt
       signal();
     },
     onClose: finish,
-    })
-    .catch((err: unknown) => {
-      release();
-      throw err;
-    });
+  };
+  const unsubscribe = await notifier.subscribe(topic, userId, subscriber).catch((err: unknown) => {
+    release();
+    throw err;
+  });
   c.req.raw.signal.addEventListener("abort", finish, { once: true });
 
   return streamSSE(c, async (stream) => {
