@@ -175,13 +175,14 @@ async function fail(rt: SandboxRuntime, op: Operation, row: SandboxRow, error: u
   const message = error instanceof Error ? error.message : String(error);
   rt.logger.warn({ sandboxId: row.id, op: op.kind, err: { message } }, "sandbox operation failed");
   const ctx = systemContext(rt, row.userId, op.requestId);
+  const kept = excerpt(message, 2000);
   await rt.db.transaction(async (tx) => {
     await tx
       .update(sandboxes)
       .set({
         status: "error",
         statusReason: "error",
-        errorMessage: excerpt(message, 2000),
+        errorMessage: kept,
         transitionStartedAt: null,
         version: sql`${sandboxes.version} + 1`,
         addonHealth: {},
@@ -189,7 +190,7 @@ async function fail(rt: SandboxRuntime, op: Operation, row: SandboxRow, error: u
       .where(and(eq(sandboxes.id, row.id), inArray(sandboxes.status, ["starting", "stopping"])));
     await tx
       .update(sandboxOperations)
-      .set({ status: "failed", error: excerpt(message, 2000) })
+      .set({ status: "failed", error: kept })
       .where(eq(sandboxOperations.id, op.id));
     await recordActivity(tx, ctx, {
       action: "sandbox.failed",
