@@ -93,7 +93,7 @@ export function buildKnowledgeMcpServer(db: Db, caller: McpCaller, request: { lo
         const header = `# ${doc.title}\n\ncategory: ${doc.category} · slug: ${doc.slug} · version: ${doc.version}${doc.tags.length ? ` · tags: ${doc.tags.join(", ")}` : ""}\n\n`;
         return text(header + doc.content);
       } catch (err) {
-        if (err instanceof AppError && err.code === "NOT_FOUND") return { ...text(`No knowledge document with id or slug "${id}".`), isError: true };
+        if (err instanceof AppError && err.code === "NOT_FOUND") return failed(`No knowledge document with id or slug "${id}".`);
         throw err;
       }
     }),
@@ -125,7 +125,7 @@ export function buildKnowledgeMcpServer(db: Db, caller: McpCaller, request: { lo
         .from(sandboxes)
         .leftJoin(onboardingSessions, eq(onboardingSessions.sandboxId, sandboxes.id))
         .where(and(eq(sandboxes.id, caller.sandboxId), eq(sandboxes.userId, caller.userId)));
-      if (!row) return { ...text("This sandbox no longer exists."), isError: true };
+      if (!row) return failed("This sandbox no longer exists.");
       const context = { sandbox: row.name, onboarding: row.status ?? "not started", requirements: row.requirements ?? null };
       return { ...text(JSON.stringify(context, null, 2)), structuredContent: context };
     }),
