@@ -80,8 +80,11 @@ export async function startOnboarding(ctx: ServiceContext, sandboxId: string): P
 /** What a sandbox whose onboarding has not started is told (GET, and a first step that may not come first). */
 const NOT_STARTED = "Onboarding has not started for this sandbox: start it (POST …/onboarding), record the requirements (PUT …/onboarding/requirements) or skip it";
 
-export function invalidState(action: OnboardingAction, status: OnboardingStatus): AppError {
-  return new AppError("INVALID_STATE", `Onboarding cannot ${action === "skip" ? "be skipped" : `do "${action}"`} while it is ${status}`, {
+/** A move the state machine refuses; `status` null when no session existed before this step. */
+export function invalidState(action: OnboardingAction, status: OnboardingStatus | null): AppError {
+  const move = action === "skip" ? "be skipped" : `do "${action}"`;
+  const message = status === null ? `Onboarding cannot ${move} first. ${NOT_STARTED}` : `Onboarding cannot ${move} while it is ${status}`;
+  return new AppError("INVALID_STATE", message, {
     status,
     action,
     allowedFrom: ONBOARDING_RULES[action].from,
@@ -108,11 +111,8 @@ export async function step(
     const [session] = await tx.select().from(onboardingSessions).where(eq(onboardingSessions.sandboxId, sandboxId)).for("update");
     if (!session) throw new Error("onboarding session vanished inside its own transaction");
     const staleApply = action === "apply" && session.status === "applying" && ctx.now().getTime() - session.updatedAt.getTime() > APPLY_STALE_MS;
-    if (!canOnboard(action, session.status) && !staleApply) {
-      // The session was created by this refused step and goes with its rollback: it never was.
-      if (started) throw new AppError("INVALID_STATE", `Onboarding cannot do "${action}" first. ${NOT_STARTED}`, { status: null, action, allowedFrom: ONBOARDING_RULES[action].from });
-      throw invalidState(action, session.status);
-    }
+    // A session created by this refused step goes with its rollback: it never was.
+    if (!canOnboard(action, session.status) && !staleApply) throw invalidState(action, started ? null : session.status);
     const changes = await change(tx, session, sandbox);
     const [updated] = await tx
       .update(onboardingSessions)
