@@ -206,15 +206,17 @@ export function createApp(deps: AppDeps) {
   // mounted ahead of requireUser, which its handlers never reach.
   app.route("/api/v1", mcpRoutes({ db: database.db, now }));
   app.use("/api/v1/*", requireUser(sessions, database.db, now));
+  // The agent and add-on proxies: a sandbox's own traffic, not the API's.
   const PROXIED = /^\/api\/v1\/sandboxes\/[^/]+\/(agent|addons)(\/|$)/;
-  app.use("/api/v1/*", apiRateLimit(config.apiRateLimit, (path) => PROXIED.test(path)));
-  app.use("/api/v1/*", limitProxied(proxySlots(config.proxyMaxOpenPerUser), (path) => PROXIED.test(path)));
+  const proxied = (path: string) => PROXIED.test(path);
+  app.use("/api/v1/*", apiRateLimit(config.apiRateLimit, proxied));
+  app.use("/api/v1/*", limitProxied(proxySlots(config.proxyMaxOpenPerUser), proxied));
   // A request that may write answers only once its changes have reached this instance's page
   // cache (the triggers' notifications, one round trip), so the client's next read sees the write
   // and pages of other kinds stay cached. The proxies write nothing a page shows at once.
   app.use("/api/v1/*", async (c, next) => {
     await next();
-    if (c.req.method !== "GET" && c.req.method !== "HEAD" && !PROXIED.test(c.req.path)) await pages.settle();
+    if (c.req.method !== "GET" && c.req.method !== "HEAD" && !proxied(c.req.path)) await pages.settle();
   });
   app.use(
     "/api/v1/*",

@@ -1,9 +1,9 @@
 import { APIError } from "better-auth/api";
 import { withoutHidden } from "../lib/text";
+import type { HookContext } from "../services/activity/auth-events";
 import { PROFILE_NAME_MAX, profileImage, profileName } from "../services/account/profile";
 
 type NewUser = { email: string; name?: string | null; image?: string | null };
-type HookContext = { path?: string } | null;
 
 /**
  * Better Auth's user.create.before: a new account's name and avatar follow the rules PATCH

@@ -21,7 +21,7 @@ import { recordActivity, type ActivityAction } from "./record";
 export const REQUEST_ID_HEADER = "x-warren-request-id";
 
 /** Better Auth's endpoint context, as its database hooks get it (the session is set on signed-in routes). */
-type HookContext = { path?: string; headers?: Headers; request?: Request; context?: { session?: { user?: { id?: string } } | null } } | null;
+export type HookContext = { path?: string; headers?: Headers; request?: Request; context?: { session?: { user?: { id?: string } } | null } } | null;
 
 export type AuthActivityDeps = {
   db: Db;
