@@ -1,4 +1,5 @@
 import type { MiddlewareHandler } from "hono";
+import { replaceBody } from "./replace-body";
 
 /**
  * HEAD requests. Hono answers one by running the GET route and dropping the body it built
@@ -26,8 +27,5 @@ export const headRequests: MiddlewareHandler = async (c, next) => {
     headers.delete("content-length");
     headers.set("transfer-encoding", "chunked");
   } else headers.set("content-length", String(length));
-  const { status, statusText } = c.res;
-  // Unset first: Hono would otherwise merge the old response's headers into the new one.
-  c.res = undefined;
-  c.res = new Response(null, { status, statusText, headers });
+  replaceBody(c, null, headers);
 };

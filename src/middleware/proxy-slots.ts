@@ -2,6 +2,7 @@ import type { MiddlewareHandler } from "hono";
 import type { AppEnv } from "../context";
 import { AppError } from "../errors";
 import { UserSlots } from "../lib/user-slots";
+import { replaceBody } from "./replace-body";
 
 /** A proxied request's slot, for a WebSocket bridge to keep until the socket closes. */
 export type ProxySlot = { keep(): () => void };
@@ -46,10 +47,7 @@ export function limitProxied(slots: UserSlots, proxied: (path: string) => boolea
     if (kept) return;
     // No body, or Warren's own error envelope (Hono caught what the handler threw): nothing open.
     if (!body || c.error) return release();
-    const { status, statusText, headers } = c.res;
-    // Unset first: Hono would otherwise merge the old response's headers into the new one.
-    c.res = undefined;
-    c.res = new Response(releasedAtEnd(body, release), { status, statusText, headers });
+    replaceBody(c, releasedAtEnd(body, release));
   };
 }
 
