@@ -1,10 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { once } from "node:events";
 import { mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
-import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { HELPER_PATH, helperArgv, launcherEnv, scopesSupported } from "../../src/orchestrator/landlock";
+import { abstractHostListener } from "../helpers/guard";
 
 // The local driver's launch helper, run the way the launcher runs it (a Bun process with the
 // renamed environment), on this machine's kernel. The sandbox-level checks are in
@@ -16,12 +15,11 @@ const run = (args: string[], env: Record<string, string> = launcherEnv({})) => {
 };
 
 const name = `warren-landlock-unit-${process.pid}`;
-let server: Server;
+let server: { stop(): void };
 beforeAll(async () => {
-  server = createServer((c) => c.end("hi")).listen({ path: `\0${name}` });
-  await once(server, "listening");
+  server = await abstractHostListener(name, "hi");
 });
-afterAll(() => server.close());
+afterAll(() => server.stop());
 
 // A client in a child process: prints "open" or the error code of connecting to the abstract socket.
 const CLIENT = `const s = require("node:net").connect({ path: "\\0" + process.argv[1] });
