@@ -99,7 +99,15 @@ export async function expectAbstractScope(a: { id: string; addonPort: number }, 
   const hostName = `warren-abstract-host-${a.id}`;
   const host = await abstractHostListener(hostName);
   try {
-    const from = async (s: { addonPort: number }, name: string) => (await fetch(`http://127.0.0.1:${s.addonPort}/?abstract=${name}`)).text();
+    const from = async (s: { id: string; addonPort: number }, name: string) => {
+      try {
+        return await (await fetch(`http://127.0.0.1:${s.addonPort}/?abstract=${name}`)).text();
+      } catch (err) {
+        // The add-on died or never answered: its own output says why (an uncaught error, say).
+        const output = await driver.logs(s.id, { tail: 20 }).catch(() => []);
+        throw new Error(`the add-on of ${s.id} did not answer (${(err as Error).message}); its last output:\n${output.join("\n") || "(none)"}`);
+      }
+    };
     // Its own processes talk over abstract sockets as usual (X11, D-Bus of a desktop add-on).
     expect(await from(a, abstractName(a.id))).toBe("open");
     expect(await from(b, abstractName(b.id))).toBe("open");
