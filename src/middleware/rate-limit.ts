@@ -1,5 +1,5 @@
 import type { MiddlewareHandler } from "hono";
-import { rateLimiter } from "hono-rate-limiter";
+import { rateLimiter, type RateLimitInfo } from "hono-rate-limiter";
 import type { AppEnv } from "../context";
 import { AppError } from "../errors";
 
@@ -26,14 +26,16 @@ export const RATE_LIMIT_HEADERS = ["RateLimit", "RateLimit-Policy"];
  */
 export function apiRateLimit(limit: ApiRateLimit, skip: (path: string) => boolean): MiddlewareHandler<AppEnv> {
   if (limit.max === 0) return (_c, next) => next();
-  return rateLimiter<AppEnv>({
+  // The limiter's count for the request, which it sets under its default name.
+  type Counted = AppEnv & { Variables: { rateLimit?: RateLimitInfo } };
+  return rateLimiter<Counted>({
     windowMs: limit.windowSeconds * 1000,
     limit: limit.max,
     standardHeaders: "draft-7",
     keyGenerator: (c) => c.get("scope").userId,
     skip: (c) => skip(c.req.path),
     handler: (c) => {
-      const resetTime = (c.get("rateLimit" as never) as { resetTime?: Date } | undefined)?.resetTime;
+      const resetTime = c.get("rateLimit")?.resetTime;
       const retryAfterSeconds = Math.max(1, Math.ceil(((resetTime?.getTime() ?? Date.now()) - Date.now()) / 1000));
       throw new AppError(
         "RATE_LIMITED",

@@ -1,7 +1,7 @@
 import type { Context } from "hono";
 import type { Server, ServerWebSocket, WebSocketHandler } from "bun";
 import { AppError } from "../errors";
-import type { ProxySlot } from "../middleware/proxy-slots";
+import type { AppEnv } from "../context";
 
 /**
  * Reverse proxying to a sandbox's servers (the agent, add-on services), shared by
@@ -75,7 +75,7 @@ const sendableCode = (code: number) => (code === 1000 || (code >= 3000 && code <
  * and an upstream that refuses is a 502 instead of a socket that closes at once. Needs the Bun
  * server (the `fetch(req, server)` second argument) and proxyWebSocket as its websocket handler.
  */
-export async function bridgeWebSocket(c: Context, target: URL, extraHeaders: Record<string, string> = {}): Promise<Response> {
+export async function bridgeWebSocket(c: Context<AppEnv>, target: URL, extraHeaders: Record<string, string> = {}): Promise<Response> {
   const server = c.env as Server<BridgeData> | undefined;
   if (!server || typeof server.upgrade !== "function") {
     throw new AppError("SERVICE_UNAVAILABLE", "WebSocket connections need Warren's own HTTP server");
@@ -115,8 +115,8 @@ export async function bridgeWebSocket(c: Context, target: URL, extraHeaders: Rec
     upstream.close();
     throw new AppError("VALIDATION_FAILED", "Not a valid WebSocket handshake", { fields: [{ location: "header", field: "upgrade", message: "not a valid WebSocket handshake", code: "websocket" }] });
   }
-  // The bridge now holds the request's proxy slot until it closes.
-  data.release = (c.get("proxySlot" as never) as ProxySlot | undefined)?.keep();
+  // The bridge now holds the request's proxy slot (set by limitProxied) until it closes.
+  data.release = c.get("proxySlot")?.keep();
   // Bun has taken the connection over; this response is never sent.
   return new Response(null);
 }
