@@ -37,13 +37,10 @@ async function cli(args: string[], stdin?: string) {
   return { code, stdout, stderr };
 }
 
-async function signIn(url: string, password: string) {
-  return fetch(`${url}/api/auth/sign-in/email`, {
-    method: "POST",
-    headers: { "content-type": "application/json", origin: url },
-    body: JSON.stringify({ email: EMAIL, password }),
-  });
-}
+/** Better Auth's email endpoints on the real server, as a browser app on its origin calls them. */
+const authPost = (url: string, endpoint: "sign-in" | "sign-up", body: Record<string, string>) =>
+  fetch(`${url}/api/auth/${endpoint}/email`, { method: "POST", headers: { "content-type": "application/json", origin: url }, body: JSON.stringify(body) });
+const signIn = (url: string, password: string) => authPost(url, "sign-in", { email: EMAIL, password });
 
 describe("user:reset-password CLI", () => {
   test("--help explains it; bad usage exits 2 without touching anything", async () => {
@@ -61,11 +58,7 @@ describe("user:reset-password CLI", () => {
 
   test("a forgotten password is replaced: every session signed out, the new one works, the activity log says so", async () => {
     server = await startServer({ storage });
-    const signUp = await fetch(`${server.url}/api/auth/sign-up/email`, {
-      method: "POST",
-      headers: { "content-type": "application/json", origin: server.url },
-      body: JSON.stringify({ email: EMAIL, password: OLD, name: "Forgetful" }),
-    });
+    const signUp = await authPost(server.url, "sign-up", { email: EMAIL, password: OLD, name: "Forgetful" });
     expect(signUp.status).toBe(200);
     const tokens = [signUp.headers.get("set-auth-token")!, (await signIn(server.url, OLD)).headers.get("set-auth-token")!];
     await server.stop();
@@ -108,11 +101,7 @@ describe("user:reset-password beside a running server", () => {
     const running = await startServer({ storage });
     try {
       const email = "busy@example.com";
-      const signUp = await fetch(`${running.url}/api/auth/sign-up/email`, {
-        method: "POST",
-        headers: { "content-type": "application/json", origin: running.url },
-        body: JSON.stringify({ email, password: OLD, name: "Busy" }),
-      });
+      const signUp = await authPost(running.url, "sign-up", { email, password: OLD, name: "Busy" });
       const token = signUp.headers.get("set-auth-token")!;
       const me = async () => (await fetch(`${running.url}/api/v1/me`, { headers: { authorization: `Bearer ${token}` } })).status;
       // Verified once, so the session is now in the server's session cache (30 s by default).

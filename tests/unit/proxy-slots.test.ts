@@ -2,23 +2,32 @@ import { describe, expect, test } from "bun:test";
 import { Hono } from "hono";
 import type { AppEnv, ServiceContext } from "../../src/context";
 import { createLogger } from "../../src/lib/logger";
+import type { UserSlots } from "../../src/lib/user-slots";
 import { errorHandler } from "../../src/middleware/errors";
 import { limitProxied, proxySlots } from "../../src/middleware/proxy-slots";
 import { bridgeWebSocket, proxyWebSocket } from "../../src/routes/upstream-proxy";
 
-// The per-user cap on what is open through the sandbox proxies (src/middleware/proxy-slots.ts),
-// on a small Hono app whose "proxied" route streams a body only as fast as it is read, as an
-// upstream's does. The user comes from a header here; in Warren, from the session.
-function proxy(max: number) {
-  const slots = proxySlots(max);
+/**
+ * A small Hono app with Warren's error envelope and the cap on paths under /proxied. The user
+ * comes from the x-user header (alice without one) here; in Warren, from the session.
+ */
+function cappedApp(slots: UserSlots): Hono<AppEnv> {
   const a = new Hono<AppEnv>();
   a.onError(errorHandler(createLogger("silent", { write() {} })));
   a.use((c, next) => {
     c.set("requestId", "req_test");
-    c.set("scope", { userId: c.req.header("x-user") } as ServiceContext);
+    c.set("scope", { userId: c.req.header("x-user") ?? "alice" } as ServiceContext);
     return next();
   });
   a.use(limitProxied(slots, (path) => path.startsWith("/proxied")));
+  return a;
+}
+
+// The per-user cap on what is open through the sandbox proxies (src/middleware/proxy-slots.ts),
+// whose "proxied" route streams a body only as fast as it is read, as an upstream's does.
+function proxy(max: number) {
+  const slots = proxySlots(max);
+  const a = cappedApp(slots);
   a.get("/proxied/stream", () => {
     let n = 0;
     return new Response(new ReadableStream({ pull: (ctrl) => (n++ < 3 ? ctrl.enqueue(new TextEncoder().encode(`chunk ${n}\n`)) : ctrl.close()) }, { highWaterMark: 0 }));
@@ -79,14 +88,7 @@ describe("a proxied WebSocket", () => {
       },
     });
     const slots = proxySlots(1);
-    const a = new Hono<AppEnv>();
-    a.onError(errorHandler(createLogger("silent", { write() {} })));
-    a.use((c, next) => {
-      c.set("requestId", "req_test");
-      c.set("scope", { userId: "alice" } as ServiceContext);
-      return next();
-    });
-    a.use(limitProxied(slots, () => true));
+    const a = cappedApp(slots);
     a.get("/proxied/socket", (c) => bridgeWebSocket(c, new URL(`http://127.0.0.1:${upstream.port}/`)));
     // Warren's side: a real HTTP server, as WebSocket upgrades need one.
     const warren = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: (req, srv) => a.fetch(req, srv), websocket: proxyWebSocket });
